@@ -1,0 +1,57 @@
+"""``tastebud build``: read the inputs, add recorded events, build and publish an index."""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from pathlib import Path
+
+from tastebud.errors import InvalidInputError
+from tastebud.ingest.model import Dataset
+
+
+def read_inputs(args: argparse.Namespace) -> Dataset:
+    """The data set the flags name (files + optional config, or a MovieLens folder)."""
+    from tastebud.ingest.config import DatasetConfig
+    from tastebud.ingest.movielens import load_movielens
+    from tastebud.ingest.readers import load_dataset
+
+    if args.format == "movielens":
+        if args.data is None:
+            raise InvalidInputError("--format movielens needs --data FOLDER")
+        return load_movielens(args.data)
+    if args.items is None or args.interactions is None:
+        raise InvalidInputError("build needs --items and --interactions (or --format movielens --data FOLDER)")
+    config = DatasetConfig.from_toml(args.config) if args.config else DatasetConfig()
+    return load_dataset(args.items, args.interactions, config)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from tastebud.embed.encoder import SentenceTransformerEncoder
+    from tastebud.index.build import BuildOptions, build_index
+    from tastebud.ingest.interaction_store import InteractionStore, with_recorded
+    from tastebud.server.config import STORE_NAME
+
+    started = time.perf_counter()
+    dataset = read_inputs(args)
+    store_path: Path = args.store or args.out / STORE_NAME
+    high_water = 0
+    if store_path.exists():
+        store = InteractionStore(store_path)
+        try:
+            high_water = store.high_water()
+            dataset = with_recorded(dataset, store.all_since(0))
+        finally:
+            store.close()
+    options = BuildOptions(n_shards=args.shards, factory=args.factory, exact_threshold=args.exact_threshold,
+                           seed=args.seed, progress=not args.no_progress, store_high_water=high_water)
+    encoder = SentenceTransformerEncoder(args.model, batch_size=args.batch_size)
+    result = build_index(dataset, encoder, args.out, options)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    m = result.manifest
+    print(f"published {result.version_dir}  ({m.n_items} items, {m.n_users} users, {m.n_events} events, "
+          f"{len(m.shards)} shards, {m.factory})")
+    print(f"data: {dataset.report.summary()}; newly embedded: {result.newly_embedded}")
+    print(f"time: {time.perf_counter() - started:.1f}s total, steps {result.seconds}; peak memory {peak_mib:.0f} MiB")
+    return 0

@@ -1,0 +1,107 @@
+"""Client subcommands: call a running server and print what it answered.
+
+Also the small library the demo, tests and load scripts use to talk to a server: every call
+carries a deadline (``timeout``), and gRPC errors become one readable line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import grpc
+from google.protobuf import json_format
+
+from tastebud.v1 import recommender_pb2 as pb
+from tastebud.v1 import recommender_pb2_grpc as pb_grpc
+
+DEFAULT_TIMEOUT = 5.0
+
+
+def parse_clause(text: str, flag: str) -> pb.AttributeValues:
+    """``genres=Comedy,Drama`` -> AttributeValues; argparse-style error on a bad spec."""
+    name, sep, values = text.partition("=")
+    if not sep or not name.strip() or not values.strip():
+        raise SystemExit(f"tastebud: {flag} expects ATTR=V1,V2, got {text!r}")
+    return pb.AttributeValues(attribute=name.strip(), values=[v.strip() for v in values.split(",") if v.strip()])
+
+
+def filter_from_args(args: argparse.Namespace) -> pb.Filter | None:
+    if not (args.include or args.exclude or args.year_min is not None or args.year_max is not None):
+        return None
+    f = pb.Filter(include=[parse_clause(c, "--include") for c in args.include],
+                  exclude=[parse_clause(c, "--exclude") for c in args.exclude])
+    if args.year_min is not None:
+        f.year_min = args.year_min
+    if args.year_max is not None:
+        f.year_max = args.year_max
+    return f
+
+
+def ids(text: str) -> list[str]:
+    return [i.strip() for i in text.split(",") if i.strip()]
+
+
+def format_items(response: pb.RecommendResponse) -> str:
+    lines = [f"{'#':>3}  {'item':>8}  {'score':>6}  title  -- reason"]
+    for rank, item in enumerate(response.items, 1):
+        lines.append(f"{rank:>3}  {item.item_id:>8}  {item.score:6.3f}  {item.title}  -- {item.reason}")
+    footer = f"index {response.index_version}"
+    if response.degraded:
+        footer += f"  DEGRADED: {'; '.join(response.notes)}"
+    lines.append(footer)
+    return "\n".join(lines)
+
+
+def _call(args: argparse.Namespace, method: str, request: object) -> int:
+    with grpc.insecure_channel(args.target) as channel:
+        stub = pb_grpc.RecommenderStub(channel)
+        try:
+            response = getattr(stub, method)(request, timeout=args.timeout)
+        except grpc.RpcError as exc:
+            print(f"tastebud: {method} failed: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+    if args.json:
+        print(json.dumps(json_format.MessageToDict(response, preserving_proto_field_name=True), indent=2))
+    elif isinstance(response, pb.RecommendResponse):
+        print(format_items(response))
+    else:
+        print(json_format.MessageToJson(response, preserving_proto_field_name=True).strip())
+    return 0
+
+
+def run_recommend(args: argparse.Namespace) -> int:
+    request = pb.RecommendRequest(user_id=args.user, k=args.k, history=ids(args.history), taste=args.taste,
+                                  diversity=args.diversity, include_seen=args.include_seen,
+                                  restrict_to=ids(args.restrict_to))
+    f = filter_from_args(args)
+    if f is not None:
+        request.filter.CopyFrom(f)
+    return _call(args, "Recommend", request)
+
+
+def run_similar(args: argparse.Namespace) -> int:
+    request = pb.SimilarItemsRequest(item_id=args.item, k=args.k)
+    f = filter_from_args(args)
+    if f is not None:
+        request.filter.CopyFrom(f)
+    return _call(args, "SimilarItems", request)
+
+
+def run_search(args: argparse.Namespace) -> int:
+    request = pb.SearchItemsRequest(text=args.text, k=args.k)
+    f = filter_from_args(args)
+    if f is not None:
+        request.filter.CopyFrom(f)
+    return _call(args, "SearchItems", request)
+
+
+def run_record(args: argparse.Namespace) -> int:
+    request = pb.RecordInteractionsRequest(interactions=[
+        pb.Interaction(user_id=args.user, item_id=args.item, event=args.event, weight=args.weight)])
+    return _call(args, "RecordInteractions", request)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    return _call(args, "GetIndexInfo", pb.GetIndexInfoRequest())

@@ -1,0 +1,140 @@
+"""``tastebud build``: a cleaned data set in, a new published index version out.
+
+Steps, each timed and logged: embed item texts (through the cache), count popularity, group
+histories, assign shards, build one FAISS index per shard, write everything with checksums
+into a staging folder, publish atomically. Any error before the final rename leaves the
+published index exactly as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import numpy.typing as npt
+
+from tastebud.embed.cache import EmbeddingCache
+from tastebud.embed.encoder import Encoder
+from tastebud.errors import InvalidInputError
+from tastebud.index.faiss_index import DEFAULT_EXACT_THRESHOLD, SearchTuning, build_shard_indexes, choose_factory
+from tastebud.index.histories import UserHistories
+from tastebud.index.items import ItemStore, years_array
+from tastebud.index.manifest import MANIFEST_NAME, Manifest, ModelInfo, ShardEntry, describe_files
+from tastebud.index.publish import new_version_name, publish, staging_dir
+from tastebud.index.sharding import assign_shards
+from tastebud.ingest.model import Dataset
+
+log = logging.getLogger(__name__)
+
+MAX_SHARDS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOptions:
+    """What the operator controls; defaults suit a catalog of a few thousand to a million items."""
+
+    n_shards: int = 4
+    factory: str | None = None
+    exact_threshold: int = DEFAULT_EXACT_THRESHOLD
+    tuning: SearchTuning = field(default_factory=SearchTuning)
+    seed: int = 0
+    cache_dir: Path | None = None
+    progress: bool = True
+    store_high_water: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.n_shards <= MAX_SHARDS:
+            raise InvalidInputError(f"--shards must be within 1..{MAX_SHARDS}, got {self.n_shards}")
+        if self.exact_threshold < 0:
+            raise InvalidInputError(f"--exact-threshold must be >= 0, got {self.exact_threshold}")
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    version_dir: Path
+    manifest: Manifest
+    seconds: dict[str, float]
+    newly_embedded: int
+
+
+@contextlib.contextmanager
+def _timed(seconds: dict[str, float], name: str) -> Iterator[None]:
+    """Log a build step and record its wall time in ``seconds``."""
+    log.info("build: %s ...", name)
+    start = time.perf_counter()
+    yield
+    seconds[name] = round(time.perf_counter() - start, 3)
+
+
+def item_popularity(item_rows: npt.NDArray[np.int64], n_items: int) -> npt.NDArray[np.float32]:
+    """Interactions per item (float32[n_items])."""
+    return np.bincount(item_rows, minlength=n_items).astype(np.float32)
+
+
+def build_index(dataset: Dataset, encoder: Encoder, out_root: Path, options: BuildOptions = BuildOptions()
+                ) -> BuildResult:
+    """Build and publish a new index version of ``dataset`` under ``out_root``."""
+    catalog, log_ = dataset.catalog, dataset.interactions
+    if len(catalog) == 0:
+        raise InvalidInputError("the catalog has no items; nothing to index")
+    factory = choose_factory(len(catalog), options.exact_threshold, options.factory)
+    seconds: dict[str, float] = {}
+    out_root = Path(out_root)
+
+    with _timed(seconds, "embed"):
+        cache = EmbeddingCache(options.cache_dir or out_root / ".cache" / "embeddings", encoder.fingerprint)
+        vectors, newly_embedded = cache.embed(catalog.texts, encoder, progress=options.progress)
+
+    with _timed(seconds, "histories"):
+        row_of = {item_id: row for row, item_id in enumerate(catalog.item_ids)}
+        item_rows = np.fromiter((row_of[i] for i in log_.item_ids.tolist()), dtype=np.int64, count=len(log_))
+        popularity = item_popularity(item_rows, len(catalog))
+        histories = UserHistories.from_events(log_.user_ids, item_rows, log_.timestamps, log_.weights)
+
+    with _timed(seconds, "shard"):
+        shard = assign_shards(catalog.item_ids, options.n_shards)
+        shard_rows = [np.flatnonzero(shard == s).astype(np.int64) for s in range(options.n_shards)]
+        indexes = build_shard_indexes(vectors, shard_rows, factory, seed=options.seed)
+
+    with _timed(seconds, "write"), staging_dir(out_root) as staging:
+        import faiss
+
+        store = ItemStore(catalog.item_ids, catalog.titles, catalog.texts, years_array(catalog.years),
+                          dict(catalog.attributes), popularity, shard)
+        store.write(staging / "items.parquet")
+        histories.write(staging / "users.parquet")
+        entries = []
+        for s, (rows, index) in enumerate(zip(shard_rows, indexes)):
+            entry = ShardEntry(shard=s, index_file=f"shard-{s:03d}.faiss", vectors_file=f"shard-{s:03d}.vectors.npy",
+                               ids_file=f"shard-{s:03d}.ids.npy", count=int(len(rows)))
+            faiss.write_index(index, str(staging / entry.index_file))
+            np.save(staging / entry.vectors_file, np.ascontiguousarray(vectors[rows]), allow_pickle=False)
+            np.save(staging / entry.ids_file, rows, allow_pickle=False)
+            entries.append(entry)
+        version = new_version_name(out_root)
+        files = ["items.parquet", "users.parquet"] + [n for e in entries for n in (e.index_file, e.vectors_file, e.ids_file)]
+        build_params: dict[str, Any] = {
+            "n_shards": options.n_shards, "factory_requested": options.factory,
+            "exact_threshold": options.exact_threshold, "tuning": asdict(options.tuning), "seed": options.seed,
+            "store_high_water": options.store_high_water, "data": dataset.report.summary(),
+            "skipped": dict(dataset.report.skipped),
+        }
+        manifest = Manifest(
+            version=version, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            model=ModelInfo(encoder.name, encoder.fingerprint, encoder.dimension, normalized=True),
+            metric="inner_product", factory=factory, n_items=len(catalog), n_users=len(histories),
+            n_events=histories.n_events, shards=tuple(entries), files=describe_files(staging, files),
+            filter_attributes=tuple(sorted(catalog.attributes)), build=build_params,
+        )
+        build_params["seconds"] = dict(seconds)
+        (staging / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
+        version_dir = publish(out_root, staging, version)
+    log.info("published %s: %d items in %d shards (%s), %d users", version, len(catalog), options.n_shards,
+             factory, len(histories))
+    return BuildResult(version_dir, manifest, dict(seconds), newly_embedded)

@@ -1,0 +1,70 @@
+"""Opening a published index version for serving: verify first, then load.
+
+Every file is checked against the manifest's sha256 and size, the model against the encoder
+that will embed queries (name-independent: by weights fingerprint and dimension), and each
+shard's shapes against the manifest. Any mismatch is an ``IndexIntegrityError`` that states
+both sides; nothing half-loaded is ever served.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+
+from tastebud.errors import IndexIntegrityError
+from tastebud.index.faiss_index import SearchTuning
+from tastebud.index.histories import UserHistories
+from tastebud.index.items import ItemStore
+from tastebud.index.manifest import Manifest, read_manifest, verify_files
+from tastebud.index.publish import resolve_version_dir
+from tastebud.index.shards import LocalShard
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedIndex:
+    """One index version in memory: its manifest, item store, build-time histories and shards."""
+
+    version_dir: Path
+    manifest: Manifest
+    items: ItemStore
+    histories: UserHistories
+    shards: tuple[LocalShard, ...]
+
+
+def check_model(manifest: Manifest, fingerprint: str, dimension: int, source: str) -> None:
+    """Refuse an index whose vectors came from other weights than the query encoder's."""
+    if manifest.model.dimension != dimension:
+        raise IndexIntegrityError(f"{source}: index has {manifest.model.dimension} dimensions, "
+                                  f"the model produces {dimension}")
+    if manifest.model.fingerprint != fingerprint:
+        raise IndexIntegrityError(
+            f"{source}: index was built with model {manifest.model.name!r} (weights {manifest.model.fingerprint[:12]}), "
+            f"the server's model has weights {fingerprint[:12]}; rebuild the index or serve it with its model")
+
+
+def open_index(path: Path, *, fingerprint: str, dimension: int, tuning: SearchTuning | None = None,
+               executor: Executor | None = None) -> LoadedIndex:
+    """Verify and load the version at ``path`` (a version folder, or an index root's ``current``)."""
+    version_dir = resolve_version_dir(Path(path))
+    manifest = read_manifest(version_dir)
+    check_model(manifest, fingerprint, dimension, str(version_dir))
+    verify_files(version_dir, manifest)
+    items = ItemStore.read(version_dir / "items.parquet")
+    if len(items) != manifest.n_items:
+        raise IndexIntegrityError(f"{version_dir}: item store has {len(items)} items, the manifest says {manifest.n_items}")
+    histories = UserHistories.read(version_dir / "users.parquet")
+    tuning = tuning or SearchTuning(**manifest.build.get("tuning", {}))
+    table = items.table()
+    shards = tuple(
+        LocalShard.open(version_dir, entry, table, tuning, executor, manifest.factory, manifest.version, dimension)
+        for entry in manifest.shards)
+    if sum(s.info().count for s in shards) != len(items):
+        raise IndexIntegrityError(f"{version_dir}: shards hold {sum(s.info().count for s in shards)} items, "
+                                  f"the item store {len(items)}")
+    log.info("loaded index %s: %d items, %d users, %d shards (%s)", manifest.version, len(items), len(histories),
+             len(shards), manifest.factory)
+    return LoadedIndex(version_dir, manifest, items, histories, shards)

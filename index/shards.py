@@ -1,0 +1,193 @@
+"""The shard boundary: the ``ShardClient`` interface and its in-process implementation.
+
+Retrieval talks to shards only through ``ShardClient`` (async ``search``, ``vectors``,
+``info``), so a shard can later live in another process or host behind gRPC without a change
+to the code that fans out and merges. Filters and exclusions travel as a compact
+``ShardQuery`` and are applied *inside* the shard (a FAISS ID selector over its local ids), so
+a caller never ships per-item masks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from tastebud.errors import IndexIntegrityError
+from tastebud.index.faiss_index import SearchTuning, search_parameters
+from tastebud.index.filters import ItemFilter, ItemTable
+from tastebud.index.manifest import ShardEntry
+from tastebud.index.merge import MISSING_ID, topk_rows
+
+# Below this many allowed items a filtered search is done exactly over just those items:
+# cheaper than a graph walk that skips most nodes, and it never under-fills.
+EXACT_SUBSET_MAX = 20_000
+
+_NO_IDS = np.zeros(0, dtype=np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class ShardQuery:
+    """What a shard needs besides the vectors: k, the filter, and global ids to leave out/keep."""
+
+    k: int
+    item_filter: ItemFilter | None = None
+    exclude: npt.NDArray[np.int64] = field(default_factory=lambda: _NO_IDS)
+    restrict_to: npt.NDArray[np.int64] | None = None
+    with_vectors: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ShardHits:
+    """Per query, the shard's best k: scores float32[q, k] (best first), global ids int64[q, k]
+    padded with -1, and when asked the hits' vectors float32[q, k, d] (zeros for padding)."""
+
+    scores: npt.NDArray[np.float32]
+    ids: npt.NDArray[np.int64]
+    vectors: npt.NDArray[np.float32] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShardInfo:
+    shard: int
+    count: int
+    factory: str
+    version: str
+
+
+class ShardClient(Protocol):
+    """One shard of the index, wherever it runs."""
+
+    @property
+    def shard(self) -> int: ...
+
+    async def search(self, queries: npt.NDArray[np.float32], query: ShardQuery) -> ShardHits:
+        """Top-k of this shard's items for each row of ``queries`` (float32[q, d])."""
+        ...
+
+    async def vectors(self, global_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        """Vectors (float32[m, d]) of items of this shard, by global id."""
+        ...
+
+    def info(self) -> ShardInfo: ...
+
+
+class LocalShard:
+    """A shard held in this process: FAISS index, its vectors and global ids, its filter table.
+
+    Searches run on ``executor`` (FAISS releases the GIL), so shards of one request run in
+    parallel and the event loop never blocks.
+    """
+
+    def __init__(self, shard: int, index, vectors: npt.NDArray[np.float32], global_ids: npt.NDArray[np.int64],
+                 table: ItemTable, tuning: SearchTuning, executor: Executor | None, factory: str, version: str) -> None:
+        if index.ntotal != len(global_ids) or len(vectors) != len(global_ids) or len(table) != len(global_ids):
+            raise IndexIntegrityError(
+                f"shard {shard}: index has {index.ntotal} vectors, ids file {len(global_ids)}, vectors file "
+                f"{len(vectors)}, item table {len(table)}; they must agree")
+        self._shard = shard
+        self._index = index
+        self._vectors = vectors
+        self._global_ids = global_ids
+        self._table = table
+        self._tuning = tuning
+        self._executor = executor
+        self._factory = factory
+        self._version = version
+
+    @classmethod
+    def open(cls, version_dir: Path, entry: ShardEntry, table: ItemTable, tuning: SearchTuning,
+             executor: Executor | None, factory: str, version: str, dimension: int) -> "LocalShard":
+        """Load one shard's files (already checksummed by the caller) and check their shapes."""
+        import faiss
+
+        index = faiss.read_index(str(version_dir / entry.index_file))
+        if index.d != dimension:
+            raise IndexIntegrityError(f"shard {entry.shard}: FAISS index has {index.d} dimensions, "
+                                      f"the manifest says {dimension}")
+        vectors = np.load(version_dir / entry.vectors_file, mmap_mode="r", allow_pickle=False)
+        global_ids = np.load(version_dir / entry.ids_file, allow_pickle=False).astype(np.int64)
+        if index.ntotal != entry.count:
+            raise IndexIntegrityError(f"shard {entry.shard}: {index.ntotal} vectors, the manifest says {entry.count}")
+        return cls(entry.shard, index, vectors, global_ids, table.subset(global_ids), tuning, executor, factory, version)
+
+    @property
+    def shard(self) -> int:
+        return self._shard
+
+    def info(self) -> ShardInfo:
+        return ShardInfo(self._shard, len(self._global_ids), self._factory, self._version)
+
+    def _local_rows(self, global_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Local rows of those global ids that belong to this shard."""
+        pos = np.searchsorted(self._global_ids, global_ids)
+        pos = np.minimum(pos, max(len(self._global_ids) - 1, 0))
+        found = (len(self._global_ids) > 0) & (self._global_ids[pos] == global_ids) if len(global_ids) else \
+            np.zeros(0, dtype=bool)
+        return pos[found].astype(np.int64)
+
+    def _allowed(self, query: ShardQuery) -> npt.NDArray[np.bool_] | None:
+        """bool[n_local] of searchable items, or None when every item is."""
+        if (query.item_filter is None or query.item_filter.is_empty()) and query.restrict_to is None \
+                and len(query.exclude) == 0:
+            return None
+        allowed = self._table.mask(query.item_filter)
+        if query.restrict_to is not None:
+            only = np.zeros(len(allowed), dtype=bool)
+            only[self._local_rows(query.restrict_to)] = True
+            allowed &= only
+        allowed[self._local_rows(query.exclude)] = False
+        return allowed
+
+    def search_sync(self, queries: npt.NDArray[np.float32], query: ShardQuery) -> ShardHits:
+        """The blocking search behind :meth:`search`."""
+        import faiss
+
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        k = query.k
+        allowed = self._allowed(query)
+        n_allowed = len(self._global_ids) if allowed is None else int(allowed.sum())
+        if n_allowed == 0:
+            local = np.full((len(queries), k), MISSING_ID, dtype=np.int64)
+            scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        elif allowed is not None and n_allowed <= EXACT_SUBSET_MAX:
+            rows = np.flatnonzero(allowed).astype(np.int64)
+            sub_scores = (queries @ np.asarray(self._vectors[rows]).T).astype(np.float32)
+            scores, local = topk_rows(sub_scores, np.broadcast_to(rows, sub_scores.shape), k)
+        else:
+            selector = None
+            if allowed is not None:
+                bitmap = np.packbits(allowed, bitorder="little")
+                selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
+            params = search_parameters(self._index, self._tuning, selector)
+            scores, local = self._index.search(queries, min(k, len(self._global_ids)), params=params)
+            if scores.shape[1] < k:
+                pad = k - scores.shape[1]
+                scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+                local = np.pad(local, ((0, 0), (0, pad)), constant_values=MISSING_ID)
+            scores = np.where(local == MISSING_ID, -np.inf, scores).astype(np.float32)
+        ids = np.where(local == MISSING_ID, MISSING_ID, self._global_ids[np.maximum(local, 0)]).astype(np.int64)
+        vectors = None
+        if query.with_vectors:
+            vectors = np.asarray(self._vectors[np.maximum(local, 0).ravel()]).reshape(*local.shape, -1).copy()
+            vectors[local == MISSING_ID] = 0.0
+        return ShardHits(scores.astype(np.float32), ids, vectors)
+
+    async def search(self, queries: npt.NDArray[np.float32], query: ShardQuery) -> ShardHits:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.search_sync, queries, query)
+
+    def vectors_sync(self, global_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        rows = self._local_rows(global_ids)
+        if len(rows) != len(global_ids):
+            raise KeyError(f"shard {self._shard} does not hold all of the requested items")
+        return np.asarray(self._vectors[rows], dtype=np.float32)
+
+    async def vectors(self, global_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        # A memory-mapped row lookup: too cheap to be worth a thread hop.
+        return self.vectors_sync(global_ids)

@@ -1,0 +1,1 @@
+"""Generated gRPC code for tastebud.v1; regenerate with `make proto`."""

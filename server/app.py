@@ -1,0 +1,112 @@
+"""Wiring: build the encoder, index, store and core once, and serve them with grpc.aio.
+
+``start_server`` binds first (port 0 picks a free one: tests use that), serves health as
+NOT_SERVING while the index loads and verifies off the event loop, then flips to SERVING.
+``serve`` adds the process life cycle: SIGTERM/SIGINT -> NOT_SERVING -> graceful stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from tastebud.embed.encoder import Encoder, SentenceTransformerEncoder
+from tastebud.index.load import open_index
+from tastebud.ingest.interaction_store import InteractionStore
+from tastebud.server.config import ServerConfig
+from tastebud.server.live_history import LiveHistories
+from tastebud.server.recommender import Recommender
+from tastebud.server.rerank import RuleReranker
+from tastebud.server.service import RecommenderService
+from tastebud.v1 import recommender_pb2, recommender_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = recommender_pb2.DESCRIPTOR.services_by_name["Recommender"].full_name
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+    service: RecommenderService
+    executor: ThreadPoolExecutor
+    store: InteractionStore | None = None
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Report NOT_SERVING, finish in-flight calls within ``grace`` seconds, release resources."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        if self.store is not None:
+            self.store.close()
+
+
+def build_recommender(config: ServerConfig, encoder: Encoder, executor: ThreadPoolExecutor
+                      ) -> tuple[Recommender, InteractionStore]:
+    """Load and verify the index, open the store, replay events newer than the index."""
+    import faiss
+
+    faiss.omp_set_num_threads(config.faiss_threads)
+    index = open_index(config.index, fingerprint=encoder.fingerprint, dimension=encoder.dimension, executor=executor)
+    store = InteractionStore(config.store_path)
+    since = int(index.manifest.build.get("store_high_water", 0))
+    histories = LiveHistories(index.histories, index.items, store, since_seq=since)
+    return Recommender(index, encoder, histories, RuleReranker(), executor), store
+
+
+async def start_server(config: ServerConfig, encoder: Encoder | None = None) -> RunningServer:
+    """Start serving ``config.index``; returns once the index is loaded and health is SERVING.
+
+    ``encoder`` may be passed in to share one loaded model (tests do); by default the
+    configured model is loaded here.
+    """
+    executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="tastebud")
+    server = grpc.aio.server(maximum_concurrent_rpcs=config.max_concurrent_rpcs)
+    health_servicer = health.aio.HealthServicer()
+    service = RecommenderService(None, executor)
+    recommender_pb2_grpc.add_RecommenderServicer_to_server(service, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    if port == 0:
+        raise OSError(f"could not bind {config.host}:{config.port}")
+    await server.start()
+    running = RunningServer(server, port, health_servicer, service, executor)
+    try:
+        loop = asyncio.get_running_loop()
+        if encoder is None:
+            encoder = await loop.run_in_executor(executor, lambda: SentenceTransformerEncoder(config.model))
+        recommender, store = await loop.run_in_executor(executor, build_recommender, config, encoder, executor)
+    except BaseException:
+        await running.stop(0)
+        raise
+    running.store = store
+    service.recommender = recommender
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("serving index %s on %s:%d", recommender.version, config.host, port)
+    return running
+
+
+async def serve(config: ServerConfig) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    running = await start_server(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"tastebud serving on {config.host}:{running.port} (Ctrl-C to stop)", flush=True)
+    await stop.wait()
+    log.info("shutting down (grace %.1fs)", config.grace_seconds)
+    await running.stop(config.grace_seconds)

@@ -1,0 +1,74 @@
+"""Server configuration: typed, validated once, immutable.
+
+Set from the ``tastebud serve`` flags, or a TOML file (``--config``) whose keys are the field
+names; unknown keys are refused with the list of known ones.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from tastebud.embed.encoder import DEFAULT_MODEL
+from tastebud.errors import InvalidInputError
+
+STORE_NAME = "interactions.sqlite"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """``index``: an index root (serves its ``current``) or a version folder.
+    ``store``: the SQLite interaction store (default ``<index root>/interactions.sqlite``).
+    ``workers``: threads for FAISS and the encoder; ``max_concurrent_rpcs``: admission cap.
+    ``model``: must be the model the index was built with (checked by fingerprint)."""
+
+    index: Path
+    host: str = "127.0.0.1"
+    port: int = 50051
+    store: Path | None = None
+    model: str = DEFAULT_MODEL
+    workers: int = max(2, os.cpu_count() or 2)
+    max_concurrent_rpcs: int = 256
+    faiss_threads: int = 1
+    grace_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise InvalidInputError(f"port must be within 0..65535, got {self.port}")
+        if not 1 <= self.workers <= 256:
+            raise InvalidInputError(f"workers must be within 1..256, got {self.workers}")
+        if not 1 <= self.max_concurrent_rpcs <= 100_000:
+            raise InvalidInputError(f"max_concurrent_rpcs must be within 1..100000, got {self.max_concurrent_rpcs}")
+        if not 1 <= self.faiss_threads <= 64:
+            raise InvalidInputError(f"faiss_threads must be within 1..64, got {self.faiss_threads}")
+        if self.grace_seconds < 0:
+            raise InvalidInputError(f"grace_seconds must be >= 0, got {self.grace_seconds}")
+
+    @property
+    def store_path(self) -> Path:
+        if self.store is not None:
+            return self.store
+        root = self.index if not (self.index / "manifest.json").exists() else self.index.parent
+        return root / STORE_NAME
+
+    @classmethod
+    def from_toml(cls, path: Path, **overrides: Any) -> "ServerConfig":
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidInputError(f"{path}: unknown keys {unknown}; known: {sorted(known)}")
+        for key in ("index", "store"):
+            if key in data:
+                data[key] = Path(data[key])
+        data.update(overrides)
+        if "index" not in data:
+            raise InvalidInputError(f"{path}: no index given (key `index` or --index)")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise InvalidInputError(f"{path}: {exc}") from exc

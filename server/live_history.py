@@ -1,0 +1,54 @@
+"""Histories as the server sees them: the index's build-time histories plus events recorded since.
+
+Recorded events are written to the ``InteractionStore`` first (durable), then added here, so
+the very next Recommend sees them. At start-up the store's events newer than the index's
+high-water mark are replayed, so a restart loses nothing and nothing counts twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Sequence
+
+import numpy as np
+
+from tastebud.index.histories import History, UserHistories
+from tastebud.index.items import ItemStore
+from tastebud.ingest.interaction_store import InteractionStore, StoredInteraction
+
+
+class LiveHistories:
+    """Thread-safe view of every user's history, build-time and live."""
+
+    def __init__(self, base: UserHistories, items: ItemStore, store: InteractionStore | None,
+                 since_seq: int = 0) -> None:
+        self._base = base
+        self._items = items
+        self._store = store
+        self._lock = threading.Lock()
+        self._recent: dict[str, list[tuple[int, float, float]]] = {}
+        if store is not None:
+            self._add(store.all_since(since_seq))
+
+    def _add(self, rows: Sequence[StoredInteraction]) -> None:
+        with self._lock:
+            for r in rows:
+                row = self._items.row_of(r.item_id)
+                if row is not None:  # events for items no longer in the catalog are kept in the store only
+                    self._recent.setdefault(r.user_id, []).append((row, r.timestamp, r.weight))
+
+    def record(self, rows: Sequence[StoredInteraction]) -> int:
+        """Durably store, then expose, new events (all item ids already validated)."""
+        count = self._store.append(rows) if self._store is not None else len(rows)
+        self._add(rows)
+        return count
+
+    def get(self, user_id: str) -> History:
+        base = self._base.get(user_id)
+        with self._lock:
+            recent = list(self._recent.get(user_id, ()))
+        if not recent:
+            return base
+        items, ts, w = zip(*recent)
+        live = History(np.array(items, np.int64), np.array(ts, np.float64), np.array(w, np.float32))
+        return base.extended(live)

@@ -1,0 +1,281 @@
+"""The recommender core: validated domain queries in, ranked items with reasons out.
+
+It owns no transport. For each call: validate -> user (or item, or text) vector -> fan-out to
+the shards with filters and exclusions -> exact merge -> re-rank within the remaining
+deadline -> reasons. Every collaborator (index, encoder, histories, re-ranker, thread pool)
+comes in through the constructor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+from tastebud.embed.encoder import Encoder
+from tastebud.embed.users import UserVectorConfig, blend_user_vector, history_vector, normalize, popularity_weight
+from tastebud.errors import InvalidInputError
+from tastebud.index.filters import ItemFilter, ItemTable
+from tastebud.index.histories import History
+from tastebud.index.load import LoadedIndex
+from tastebud.index.shards import ShardClient, ShardQuery
+from tastebud.ingest.interaction_store import StoredInteraction
+from tastebud.server.domain import (Deadline, IndexSummary, NewInteraction, Recommendation, RecommendQuery,
+                                    RecommendResult, SearchQuery, SimilarQuery, check_diversity, check_k)
+from tastebud.server.live_history import LiveHistories
+from tastebud.server.rerank import Candidates, Reranker, RerankRequest
+from tastebud.server.retrieval import Retrieved, fetch_vectors, retrieve
+
+log = logging.getLogger(__name__)
+
+# (position in the ranked list, ranked candidates) -> (reason, because_item_id)
+ReasonFn = Callable[[int, Candidates], tuple[str, str]]
+
+MAX_INTERACTIONS_PER_CALL = 10_000
+TITLE_MATCH_BONUS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class RecommenderConfig:
+    """Serving knobs. Candidates fetched = max(k * overfetch, min_candidates), capped by catalog size."""
+
+    user_vectors: UserVectorConfig = field(default_factory=UserVectorConfig)
+    overfetch: int = 3
+    min_candidates: int = 100
+    max_history: int = 500
+    prior_items: int = 50
+    rerank_reserve_seconds: float = 0.002
+
+
+def normalize_title(text: str) -> str:
+    return re.sub(r"[^\w]+", " ", text.casefold()).strip()
+
+
+class Recommender:
+    def __init__(self, index: LoadedIndex, encoder: Encoder, histories: LiveHistories, reranker: Reranker,
+                 executor: Executor | None = None, config: RecommenderConfig = RecommenderConfig(),
+                 shards: tuple[ShardClient, ...] | None = None) -> None:
+        self._index = index
+        self._items = index.items
+        self._shards = shards if shards is not None else index.shards
+        self._encoder = encoder
+        self._histories = histories
+        self._reranker = reranker
+        self._executor = executor
+        self._config = config
+        self._table: ItemTable = index.items.table()
+        self._dimension = index.manifest.model.dimension
+        pop = index.items.popularity
+        self._popularity = (np.log1p(pop) / max(float(np.log1p(pop.max())), 1e-9)).astype(np.float32) if len(pop) \
+            else pop
+        self._popular_rows = index.items.popularity_order()
+        self._titles: dict[str, list[int]] = {}
+        for row, title in enumerate(index.items.titles):
+            self._titles.setdefault(normalize_title(title), []).append(row)
+        self._prior: npt.NDArray[np.float32] | None = None
+
+    # -- helpers -------------------------------------------------------------------------
+
+    @property
+    def version(self) -> str:
+        return self._index.manifest.version
+
+    def _rows(self, item_ids: tuple[str, ...] | list[str], field_name: str) -> npt.NDArray[np.int64]:
+        rows = []
+        for i, item_id in enumerate(item_ids):
+            row = self._items.row_of(item_id)
+            if row is None:
+                raise InvalidInputError(f"{field_name}[{i}]: unknown item id {item_id!r}")
+            rows.append(row)
+        return np.array(rows, dtype=np.int64)
+
+    def _check_filter(self, item_filter: ItemFilter | None) -> ItemFilter | None:
+        if item_filter is None or item_filter.is_empty():
+            return None
+        self._table.check(item_filter)
+        return item_filter
+
+    async def _vectors(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        return await fetch_vectors(self._shards, self._items.shard, rows, self._dimension)
+
+    async def _popularity_prior(self) -> npt.NDArray[np.float32]:
+        """Unit vector of the most popular items, weighted by popularity: a cold user's taste."""
+        if self._prior is None:
+            rows = self._popular_rows[: self._config.prior_items]
+            vectors = await self._vectors(rows)
+            self._prior = normalize(self._items.popularity[rows] @ vectors) if len(rows) else \
+                np.zeros(self._dimension, np.float32)
+        return self._prior
+
+    async def _encode_query(self, text: str) -> npt.NDArray[np.float32]:
+        loop = asyncio.get_running_loop()
+        vectors = await loop.run_in_executor(self._executor, self._encoder.encode_queries, [text])
+        return vectors[0]
+
+    def _n_candidates(self, k: int) -> int:
+        return min(len(self._items), max(k * self._config.overfetch, self._config.min_candidates, k))
+
+    async def _retrieve(self, vector: npt.NDArray[np.float32], k: int, item_filter: ItemFilter | None,
+                        exclude: npt.NDArray[np.int64], restrict: npt.NDArray[np.int64] | None,
+                        deadline: Deadline) -> Retrieved:
+        query = ShardQuery(self._n_candidates(k), item_filter, exclude, restrict)
+        return await retrieve(self._shards, vector, query, deadline.remaining())
+
+    def _finish(self, retrieved: Retrieved, request: RerankRequest, deadline: Deadline,
+                reasons: ReasonFn) -> RecommendResult:
+        notes: list[str] = []
+        remaining = deadline.remaining()
+        if remaining is not None and remaining < self._config.rerank_reserve_seconds:
+            request = RerankRequest(request.k, request.drop, request.allowed, request.popularity,
+                                    request.popularity_weight, diversity=0.0)
+            notes.append("re-ranking skipped to meet the deadline: retrieval order")
+        ranked = self._reranker.rerank(retrieved.candidates, request)
+        if retrieved.missing_shards:
+            notes.append(f"shards {list(retrieved.missing_shards)} did not answer in time")
+        items = [
+            Recommendation(self._items.item_ids[row], float(score), self._items.titles[row], *reasons(pos, ranked))
+            for pos, (row, score) in enumerate(zip(ranked.ids.tolist(), ranked.scores.tolist()))
+        ]
+        return RecommendResult(items, self.version, degraded=bool(notes), missing_shards=retrieved.missing_shards,
+                               notes=tuple(notes))
+
+    def _allowed(self, item_filter: ItemFilter | None) -> npt.NDArray[np.bool_] | None:
+        return None if item_filter is None else self._table.mask(item_filter)
+
+    # -- RPCs ----------------------------------------------------------------------------
+
+    def user_history(self, user_id: str, extra: npt.NDArray[np.int64]) -> History:
+        """Stored history of ``user_id`` followed by the request's ``extra`` rows (as most recent)."""
+        history = self._histories.get(user_id) if user_id else History.empty()
+        if len(extra):
+            latest = float(history.timestamps[-1]) if len(history) else 0.0
+            now = max(time.time(), latest)
+            history = History(np.concatenate([history.items, extra]),
+                              np.concatenate([history.timestamps, np.full(len(extra), now)]),
+                              np.concatenate([history.weights, np.ones(len(extra), np.float32)]))
+        return history
+
+    async def recommend(self, query: RecommendQuery, deadline: Deadline = Deadline()) -> RecommendResult:
+        check_k(query.k)
+        check_diversity(query.diversity)
+        item_filter = self._check_filter(query.item_filter)
+        extra = self._rows(query.history, "history")
+        restrict = self._rows(query.restrict_to, "restrict_to") if query.restrict_to else None
+        history = self.user_history(query.user_id, extra)
+        recent = history.items[-self._config.max_history:]
+        recent_vectors = await self._vectors(recent)
+        personal = history_vector(recent_vectors, self._config.user_vectors.half_life,
+                                  history.weights[-self._config.max_history:])
+        taste = await self._encode_query(query.taste) if query.taste.strip() else None
+        vector = blend_user_vector(personal, len(recent), await self._popularity_prior(), taste,
+                                   self._config.user_vectors)
+        seen = np.unique(history.items) if not query.include_seen else np.zeros(0, np.int64)
+        retrieved = await self._retrieve(vector, query.k, item_filter, seen, restrict, deadline)
+        pop_weight = popularity_weight(len(recent), self._config.user_vectors) if taste is None else 0.0
+        if pop_weight > 0:
+            retrieved = await self._with_popular(retrieved, vector, query.k, item_filter, seen, restrict)
+        request = RerankRequest(query.k, seen, self._allowed(item_filter), self._popularity, pop_weight,
+                                query.diversity)
+        return self._finish(retrieved, request, deadline, self._history_reasons(recent, recent_vectors, query.taste))
+
+    async def _with_popular(self, retrieved: Retrieved, vector: npt.NDArray[np.float32], k: int,
+                            item_filter: ItemFilter | None, seen: npt.NDArray[np.int64],
+                            restrict: npt.NDArray[np.int64] | None) -> Retrieved:
+        """Add the most popular eligible items to the candidates, so the popularity prior can win."""
+        eligible = np.ones(len(self._items), dtype=bool) if item_filter is None else self._table.mask(item_filter)
+        eligible[seen] = False
+        if restrict is not None:
+            only = np.zeros(len(self._items), dtype=bool)
+            only[restrict] = True
+            eligible &= only
+        rows = self._popular_rows[eligible[self._popular_rows]][: self._n_candidates(k)]
+        rows = rows[~np.isin(rows, retrieved.candidates.ids)]
+        vectors = await self._vectors(rows)
+        c = retrieved.candidates
+        merged = Candidates(np.concatenate([c.ids, rows]), np.concatenate([c.scores, vectors @ vector]).astype(np.float32),
+                            np.concatenate([c.vectors, vectors]))
+        return Retrieved(merged, retrieved.missing_shards)
+
+    def _history_reasons(self, rows: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32], taste: str
+                         ) -> ReasonFn:
+        def reason(pos: int, ranked: Candidates) -> tuple[str, str]:
+            if len(rows):
+                closest = int(rows[int(np.argmax(vectors @ ranked.vectors[pos]))])
+                return f"because you watched {self._items.titles[closest]}", self._items.item_ids[closest]
+            if taste.strip():
+                return f"matches your taste: {taste.strip()}", ""
+            return "popular right now", ""
+        return reason
+
+    async def similar(self, query: SimilarQuery, deadline: Deadline = Deadline()) -> RecommendResult:
+        check_k(query.k)
+        item_filter = self._check_filter(query.item_filter)
+        row = self._items.row_of(query.item_id)
+        if row is None:
+            raise InvalidInputError(f"item_id: unknown item id {query.item_id!r}")
+        vector = (await self._vectors(np.array([row], np.int64)))[0]
+        drop = np.array([row], dtype=np.int64)
+        retrieved = await self._retrieve(vector, query.k, item_filter, drop, None, deadline)
+        request = RerankRequest(query.k, drop, self._allowed(item_filter), self._popularity)
+        title, item_id = self._items.titles[row], query.item_id
+        return self._finish(retrieved, request, deadline, lambda pos, ranked: (f"similar to {title}", item_id))
+
+    async def search(self, query: SearchQuery, deadline: Deadline = Deadline()) -> RecommendResult:
+        check_k(query.k)
+        item_filter = self._check_filter(query.item_filter)
+        text = query.text.strip()
+        if not text:
+            raise InvalidInputError("text: must not be empty")
+        vector = await self._encode_query(text)
+        retrieved = await self._retrieve(vector, query.k, item_filter, np.zeros(0, np.int64), None, deadline)
+        title_rows = np.array(self._titles.get(normalize_title(text), []), dtype=np.int64)
+        candidates = retrieved.candidates
+        if len(title_rows):
+            # An exact title match ranks first: people type titles into search boxes.
+            missing = title_rows[~np.isin(title_rows, candidates.ids)]
+            vectors = await self._vectors(missing)
+            candidates = Candidates(np.concatenate([candidates.ids, missing]),
+                                    np.concatenate([candidates.scores, vectors @ vector]).astype(np.float32),
+                                    np.concatenate([candidates.vectors, vectors]))
+            bonus = np.where(np.isin(candidates.ids, title_rows), TITLE_MATCH_BONUS, 0.0).astype(np.float32)
+            candidates = Candidates(candidates.ids, candidates.scores + bonus, candidates.vectors)
+        request = RerankRequest(query.k, np.zeros(0, np.int64), self._allowed(item_filter), self._popularity)
+        title_set = set(title_rows.tolist())
+
+        def reason(pos: int, ranked: Candidates) -> tuple[str, str]:
+            return ("title matches your search" if int(ranked.ids[pos]) in title_set
+                    else f"matches your search: {text}"), ""
+        return self._finish(Retrieved(candidates, retrieved.missing_shards), request, deadline, reason)
+
+    def record(self, interactions: list[NewInteraction]) -> int:
+        """Validate every event, then store them all durably (all or nothing). Blocking."""
+        if not 1 <= len(interactions) <= MAX_INTERACTIONS_PER_CALL:
+            raise InvalidInputError(f"interactions: must hold 1..{MAX_INTERACTIONS_PER_CALL} events, "
+                                    f"got {len(interactions)}")
+        now = time.time()
+        rows = []
+        for i, it in enumerate(interactions):
+            if not it.user_id.strip():
+                raise InvalidInputError(f"interactions[{i}].user_id: must not be empty")
+            if self._items.row_of(it.item_id) is None:
+                raise InvalidInputError(f"interactions[{i}].item_id: unknown item id {it.item_id!r}")
+            if not np.isfinite(it.weight) or it.weight < 0:
+                raise InvalidInputError(f"interactions[{i}].weight: must be finite and >= 0, got {it.weight}")
+            if not np.isfinite(it.timestamp) or it.timestamp < 0:
+                raise InvalidInputError(f"interactions[{i}].timestamp: must be finite and >= 0, got {it.timestamp}")
+            rows.append(StoredInteraction(it.user_id, it.item_id, it.timestamp or now, it.event,
+                                          it.weight if it.weight > 0 else 1.0))
+        return self._histories.record(rows)
+
+    def info(self) -> IndexSummary:
+        m = self._index.manifest
+        return IndexSummary(m.version, m.n_items, m.n_users, len(m.shards), m.model.name, m.model.dimension,
+                            m.created_at, m.factory, m.filter_attributes)
+

@@ -1,0 +1,101 @@
+"""Second stage: turn retrieved candidates into the final, ordered list.
+
+``Reranker`` is the seam (a learned ranker slots in later); ``RuleReranker`` is this version's
+chain: drop seen and filtered items, blend in popularity (strong for cold users, fading as
+history grows), then take the top k, by MMR when diversity is asked. All pure numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """Retrieved items: global ids int64[m], retrieval scores float32[m], unit vectors float32[m, d]."""
+
+    ids: npt.NDArray[np.int64]
+    scores: npt.NDArray[np.float32]
+    vectors: npt.NDArray[np.float32]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, positions: npt.NDArray[np.int64], scores: npt.NDArray[np.float32] | None = None) -> "Candidates":
+        return Candidates(self.ids[positions], (self.scores if scores is None else scores)[positions],
+                          self.vectors[positions])
+
+
+@dataclass(frozen=True, slots=True)
+class RerankRequest:
+    """What the re-ranker may use besides the candidates.
+
+    ``drop`` are global ids never to return (seen items, the query item); ``allowed`` is
+    bool[n_items] from the filter (None: no filter); ``popularity`` is float32[n_items] in 0..1
+    and ``popularity_weight`` how much of it to add to each score; ``diversity`` in 0..1.
+    """
+
+    k: int
+    drop: npt.NDArray[np.int64]
+    allowed: npt.NDArray[np.bool_] | None
+    popularity: npt.NDArray[np.float32]
+    popularity_weight: float = 0.0
+    diversity: float = 0.0
+
+
+class Reranker(Protocol):
+    def rerank(self, candidates: Candidates, request: RerankRequest) -> Candidates:
+        """At most ``request.k`` candidates, best first, with their final scores."""
+        ...
+
+
+def keep_eligible(candidates: Candidates, drop: npt.NDArray[np.int64], allowed: npt.NDArray[np.bool_] | None
+                  ) -> npt.NDArray[np.int64]:
+    """Positions of candidates that are not dropped, pass the filter, and are not duplicates."""
+    ok = ~np.isin(candidates.ids, drop) & (candidates.ids >= 0)
+    if allowed is not None:
+        ok &= allowed[np.maximum(candidates.ids, 0)]
+    positions = np.flatnonzero(ok)
+    _, first = np.unique(candidates.ids[positions], return_index=True)
+    return positions[np.sort(first)].astype(np.int64)
+
+
+def mmr_order(scores: npt.NDArray[np.float32], vectors: npt.NDArray[np.float32], k: int, diversity: float
+              ) -> npt.NDArray[np.int64]:
+    """Maximal marginal relevance: greedily pick argmax (1-λ)·score - λ·max-similarity-to-picked.
+
+    λ = ``diversity``; 0 gives plain score order. Returns positions, at most k.
+    """
+    n = len(scores)
+    k = min(k, n)
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    if diversity <= 0:
+        return np.lexsort((np.arange(n), -scores))[:k].astype(np.int64)
+    similarity = vectors @ vectors.T
+    picked: list[int] = []
+    closest = np.full(n, -np.inf, dtype=np.float32)
+    available = np.ones(n, dtype=bool)
+    for _ in range(k):
+        penalty = np.where(np.isfinite(closest), closest, 0.0)
+        value = (1.0 - diversity) * scores - diversity * penalty
+        value = np.where(available, value, -np.inf)
+        best = int(np.argmax(value))
+        picked.append(best)
+        available[best] = False
+        closest = np.maximum(closest, similarity[best])
+    return np.array(picked, dtype=np.int64)
+
+
+class RuleReranker:
+    """Seen/filter removal, popularity blend, then top-k or MMR."""
+
+    def rerank(self, candidates: Candidates, request: RerankRequest) -> Candidates:
+        eligible = candidates.take(keep_eligible(candidates, request.drop, request.allowed))
+        scores = eligible.scores + np.float32(request.popularity_weight) * request.popularity[eligible.ids]
+        order = mmr_order(scores.astype(np.float32), eligible.vectors, request.k, request.diversity)
+        return eligible.take(order, scores.astype(np.float32))

@@ -1,0 +1,85 @@
+"""First stage: fan a query out to every shard concurrently and merge their top-k exactly.
+
+Talks to shards only through ``ShardClient``, so it is the same code whether the shards run in
+this process or on other hosts. A shard that fails or misses the deadline is reported in
+``missing_shards`` instead of failing the request: the caller decides whether a partial
+answer is acceptable and says so in the response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from tastebud.index.merge import MISSING_ID, take_positions, topk_positions
+from tastebud.index.shards import ShardClient, ShardQuery
+from tastebud.server.rerank import Candidates
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Retrieved:
+    """Merged candidates of one query vector, and the shards that did not answer."""
+
+    candidates: Candidates
+    missing_shards: tuple[int, ...]
+
+
+async def retrieve(shards: Sequence[ShardClient], query_vector: npt.NDArray[np.float32], query: ShardQuery,
+                   timeout: float | None) -> Retrieved:
+    """Search every shard for ``query_vector`` (float32[d]) and merge into the global top ``query.k``."""
+    query = ShardQuery(query.k, query.item_filter, query.exclude, query.restrict_to, with_vectors=True)
+    tasks = [asyncio.ensure_future(shard.search(query_vector[None, :], query)) for shard in shards]
+    done, pending = await asyncio.wait(tasks, timeout=None if timeout is None else max(timeout, 0.0))
+    for task in pending:
+        task.cancel()
+    missing: list[int] = []
+    scores, ids, vectors = [], [], []
+    for shard, task in zip(shards, tasks):
+        if task not in done:
+            missing.append(shard.shard)
+            continue
+        if task.exception() is not None:
+            log.error("shard %d failed", shard.shard, exc_info=task.exception())
+            missing.append(shard.shard)
+            continue
+        hits = task.result()
+        scores.append(hits.scores)
+        ids.append(hits.ids)
+        vectors.append(hits.vectors)
+    dimension = len(query_vector)
+    if not scores:
+        empty = Candidates(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros((0, dimension), np.float32))
+        return Retrieved(empty, tuple(missing))
+    all_scores = np.concatenate(scores, axis=1)
+    all_ids = np.concatenate(ids, axis=1)
+    positions = topk_positions(all_scores, all_ids, query.k)
+    merged_ids = take_positions(all_ids, positions, MISSING_ID)[0]
+    valid = merged_ids != MISSING_ID
+    candidates = Candidates(
+        ids=merged_ids[valid].astype(np.int64),
+        scores=take_positions(all_scores, positions, -np.inf)[0][valid].astype(np.float32),
+        vectors=take_positions(np.concatenate(vectors, axis=1), positions, 0.0)[0][valid].astype(np.float32),
+    )
+    return Retrieved(candidates, tuple(missing))
+
+
+async def fetch_vectors(shards: Sequence[ShardClient], shard_of_row: npt.NDArray[np.int32],
+                        rows: npt.NDArray[np.int64], dimension: int) -> npt.NDArray[np.float32]:
+    """Vectors (float32[m, d], in the order of ``rows``) of items spread over the shards."""
+    out = np.zeros((len(rows), dimension), dtype=np.float32)
+    if len(rows) == 0:
+        return out
+    owners = shard_of_row[rows]
+    by_shard = {shard.shard: shard for shard in shards}
+    groups = [(s, np.flatnonzero(owners == s)) for s in np.unique(owners).tolist()]
+    results = await asyncio.gather(*(by_shard[s].vectors(rows[pos]) for s, pos in groups))
+    for (_, pos), vectors in zip(groups, results):
+        out[pos] = vectors
+    return out
