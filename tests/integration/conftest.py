@@ -1,0 +1,78 @@
+"""Shared fixtures of the integration tests: the real model, a demo index, a live server.
+
+The real bundled model loads once per session; the demo catalog is small so that building
+and serving it takes seconds. The server is a real grpc.aio server on a free port, run on
+its own event loop in a background thread, called through ordinary sync stubs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import grpc
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from tastebud.embed.encoder import SentenceTransformerEncoder  # noqa: E402
+from tastebud.index.build import BuildOptions, build_index  # noqa: E402
+from tastebud.ingest.config import DatasetConfig  # noqa: E402
+from tastebud.ingest.demo import write_demo_data  # noqa: E402
+from tastebud.ingest.readers import load_dataset  # noqa: E402
+from tastebud.server.config import ServerConfig  # noqa: E402
+from tastebud.v1 import recommender_pb2_grpc as pb_grpc  # noqa: E402
+
+from live_server import ServerThread  # noqa: E402
+
+DEMO_ITEMS = 600
+DEMO_USERS = 150
+
+
+@pytest.fixture(scope="session")
+def encoder() -> SentenceTransformerEncoder:
+    return SentenceTransformerEncoder()
+
+
+@pytest.fixture(scope="session")
+def demo_files(tmp_path_factory: pytest.TempPathFactory):
+    return write_demo_data(tmp_path_factory.mktemp("demo-data"), n_items=DEMO_ITEMS, n_users=DEMO_USERS, seed=0)
+
+
+@pytest.fixture(scope="session")
+def demo_dataset(demo_files):
+    return load_dataset(demo_files.items, demo_files.interactions, DatasetConfig.from_toml(demo_files.config))
+
+
+@pytest.fixture(scope="session")
+def demo_index(tmp_path_factory: pytest.TempPathFactory, demo_dataset, encoder) -> Path:
+    """An index root with one published exact (Flat) version of the demo data, 3 shards."""
+    root = tmp_path_factory.mktemp("indexes")
+    build_index(demo_dataset, encoder, root, BuildOptions(n_shards=3, progress=False))
+    return root
+
+
+@pytest.fixture(scope="session")
+def server(demo_index: Path, encoder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    store = tmp_path_factory.mktemp("store") / "interactions.sqlite"
+    thread = ServerThread(ServerConfig(index=demo_index, port=0, store=store, workers=2), encoder)
+    yield thread
+    thread.stop()
+
+
+@pytest.fixture(scope="session")
+def channel(server: ServerThread) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(server.target) as ch:
+        yield ch
+
+
+@pytest.fixture(scope="session")
+def stub(channel: grpc.Channel) -> pb_grpc.RecommenderStub:
+    return pb_grpc.RecommenderStub(channel)
+
+
+@pytest.fixture(scope="session")
+def served(server: ServerThread):
+    """The recommender core behind the server (for reference computations)."""
+    return server.running.service.recommender
