@@ -130,8 +130,8 @@ def sample_calls(target: str, index_root: Path) -> None:
         comedy = pb.Filter(include=[pb.AttributeValues(attribute="genres", values=["Comedy"])], year_min=2000)
         show.response("Recommend user 1, only comedies from 2000 on",
                       stub.Recommend(pb.RecommendRequest(user_id="1", k=5, filter=comedy), timeout=TIMEOUT))
-        show.response("Recommend user 1, diversity 0.7",
-                      stub.Recommend(pb.RecommendRequest(user_id="1", k=8, diversity=0.7), timeout=TIMEOUT))
+        show.response("Recommend user 1, diversity 0.3",
+                      stub.Recommend(pb.RecommendRequest(user_id="1", k=8, diversity=0.3), timeout=TIMEOUT))
         show.response("Recommend a new user with no history",
                       stub.Recommend(pb.RecommendRequest(user_id="someone-new", k=5), timeout=TIMEOUT))
         show.response("Recommend a new user who says: 'slow-burn sci-fi'",

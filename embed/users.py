@@ -72,14 +72,17 @@ def history_vector(item_vectors: npt.NDArray[np.float32], half_life: float,
 def blend_user_vector(personal: npt.NDArray[np.float32], n_history: int,
                       prior: npt.NDArray[np.float32], taste: npt.NDArray[np.float32] | None,
                       config: UserVectorConfig) -> npt.NDArray[np.float32]:
-    """The query vector of a user: personal taste, shifting from the prior as history grows.
+    """The query vector of a user: personal taste, shifting from an anchor as history grows.
 
-    ``personal`` comes from :func:`history_vector`, ``prior`` is the popularity prior (unit
-    vector), ``taste`` an encoded free-text taste (unit vector) or None.
+    ``personal`` comes from :func:`history_vector`; the anchor is the user's stated ``taste``
+    (an encoded free text, unit vector) when given, else the popularity ``prior`` (unit
+    vector). The personal share is n / (n + prior_strength). With both a history and a taste,
+    the taste is also added with ``taste_weight``, so what a user says keeps counting.
     """
     alpha = n_history / (n_history + config.prior_strength) if n_history > 0 else 0.0
-    mixed = alpha * personal + (1.0 - alpha) * prior
-    if taste is not None:
+    anchor = taste if taste is not None else prior
+    mixed = alpha * personal + (1.0 - alpha) * anchor
+    if taste is not None and n_history > 0:
         mixed = normalize(mixed) + config.taste_weight * taste
     return normalize(mixed)
 
