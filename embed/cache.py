@@ -28,18 +28,24 @@ def text_key(text: str) -> bytes:
 
 
 class EmbeddingCache:
-    """Vectors of texts already embedded by one model, stored under ``root/<fingerprint>``."""
+    """Vectors of texts already embedded by one model, stored under ``root/<digest of its fingerprint>``."""
 
     def __init__(self, root: Path, fingerprint: str) -> None:
-        self._dir = Path(root) / fingerprint[:32]
+        # A digest of the whole fingerprint: a prefix of it is not unique ("name:sentence-transformers/
+        # all-MiniLM-L6-v2" and "...-L12-v2" share 32 characters) and may hold a "/".
+        self._dir = Path(root) / hashlib.sha256(fingerprint.encode("utf-8")).hexdigest()[:32]
         self._keys_path = self._dir / "keys.npy"
         self._vectors_path = self._dir / "vectors.npy"
 
     def _load(self, dimension: int) -> tuple[npt.NDArray[np.bytes_], npt.NDArray[np.float32]]:
         if not (self._keys_path.exists() and self._vectors_path.exists()):
             return np.zeros(0, dtype="S64"), np.zeros((0, dimension), dtype=np.float32)
-        keys = np.load(self._keys_path, allow_pickle=False)
-        vectors = np.load(self._vectors_path, allow_pickle=False)
+        try:
+            keys = np.load(self._keys_path, allow_pickle=False)
+            vectors = np.load(self._vectors_path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:  # a torn or foreign file: rebuild, do not fail
+            log.warning("ignoring unreadable embedding cache at %s: %s", self._dir, exc)
+            return np.zeros(0, dtype="S64"), np.zeros((0, dimension), dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != dimension or len(keys) != len(vectors):
             log.warning("ignoring embedding cache at %s: shape %s does not match", self._dir, vectors.shape)
             return np.zeros(0, dtype="S64"), np.zeros((0, dimension), dtype=np.float32)

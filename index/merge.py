@@ -32,6 +32,8 @@ def topk_positions(scores: npt.NDArray[np.float32], ids: npt.NDArray[np.int64], 
 
 def take_positions(values: npt.NDArray, positions: npt.NDArray[np.int64], fill: float | int) -> npt.NDArray:
     """``values[row, positions[row]]`` for [q, m, ...] values, with ``fill`` where positions are -1."""
+    if values.shape[1] == 0:  # no candidates at all (an empty shard): every position is padding
+        return np.full(positions.shape + values.shape[2:], fill, dtype=values.dtype)
     taken = np.take_along_axis(values, np.maximum(positions, 0).reshape(positions.shape + (1,) * (values.ndim - 2)),
                                axis=1)
     mask = (positions < 0).reshape(positions.shape + (1,) * (values.ndim - 2))

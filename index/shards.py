@@ -125,10 +125,11 @@ class LocalShard:
 
     def _local_rows(self, global_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """Local rows of those global ids that belong to this shard."""
+        if len(self._global_ids) == 0 or len(global_ids) == 0:
+            return np.zeros(0, dtype=np.int64)
         pos = np.searchsorted(self._global_ids, global_ids)
-        pos = np.minimum(pos, max(len(self._global_ids) - 1, 0))
-        found = (len(self._global_ids) > 0) & (self._global_ids[pos] == global_ids) if len(global_ids) else \
-            np.zeros(0, dtype=bool)
+        pos = np.minimum(pos, len(self._global_ids) - 1)
+        found = self._global_ids[pos] == global_ids
         return pos[found].astype(np.int64)
 
     def _allowed(self, query: ShardQuery) -> npt.NDArray[np.bool_] | None:
@@ -171,11 +172,14 @@ class LocalShard:
                 scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
                 local = np.pad(local, ((0, 0), (0, pad)), constant_values=MISSING_ID)
             scores = np.where(local == MISSING_ID, -np.inf, scores).astype(np.float32)
-        ids = np.where(local == MISSING_ID, MISSING_ID, self._global_ids[np.maximum(local, 0)]).astype(np.int64)
+        # Index only real hits: an empty shard has no row 0 to stand in for the padding.
+        hit = local != MISSING_ID
+        ids = np.full(local.shape, MISSING_ID, dtype=np.int64)
+        ids[hit] = self._global_ids[local[hit]]
         vectors = None
         if query.with_vectors:
-            vectors = np.asarray(self._vectors[np.maximum(local, 0).ravel()]).reshape(*local.shape, -1).copy()
-            vectors[local == MISSING_ID] = 0.0
+            vectors = np.zeros(local.shape + (self._vectors.shape[1],), dtype=np.float32)
+            vectors[hit] = self._vectors[local[hit]]
         return ShardHits(scores.astype(np.float32), ids, vectors)
 
     async def search(self, queries: npt.NDArray[np.float32], query: ShardQuery) -> ShardHits:

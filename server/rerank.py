@@ -68,7 +68,8 @@ def mmr_order(scores: npt.NDArray[np.float32], vectors: npt.NDArray[np.float32],
               ) -> npt.NDArray[np.int64]:
     """Maximal marginal relevance: greedily pick argmax (1-λ)·score - λ·max-similarity-to-picked.
 
-    λ = ``diversity``; 0 gives plain score order. Returns positions, at most k.
+    λ = ``diversity``; 0 gives plain score order. The first pick is always the best-scored
+    item (even at λ = 1). Returns positions, at most k.
     """
     n = len(scores)
     k = min(k, n)
@@ -80,9 +81,11 @@ def mmr_order(scores: npt.NDArray[np.float32], vectors: npt.NDArray[np.float32],
     picked: list[int] = []
     closest = np.full(n, -np.inf, dtype=np.float32)
     available = np.ones(n, dtype=bool)
-    for _ in range(k):
-        penalty = np.where(np.isfinite(closest), closest, 0.0)
-        value = (1.0 - diversity) * scores - diversity * penalty
+    for step in range(k):
+        if step == 0:  # nothing picked yet: the most relevant item opens the list
+            value = scores.astype(np.float64)
+        else:
+            value = (1.0 - diversity) * scores - diversity * closest
         value = np.where(available, value, -np.inf)
         best = int(np.argmax(value))
         picked.append(best)

@@ -1,0 +1,301 @@
+"""Index versions on disk: the manifest, atomic publishing, and a loader that believes nothing else."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tastebud.errors import IndexIntegrityError, InvalidInputError, PreconditionError
+from tastebud.index import build as build_module
+from tastebud.index.build import BuildOptions, build_index
+from tastebud.index.load import open_index
+from tastebud.index.manifest import FORMAT_VERSION, MANIFEST_NAME, read_manifest
+from tastebud.index.publish import CURRENT, new_version_name, resolve_version_dir
+from tastebud.index.sharding import assign_shards
+from tastebud.ingest.model import Catalog, Dataset, LoadReport, sorted_interaction_log
+
+N_ITEMS = 30
+N_SHARDS = 3
+GENRES = ["drama", "comedy", "horror"]
+
+
+def tiny_dataset(n_items: int = N_ITEMS, changed: dict[int, str] | None = None, duplicate_id: bool = False) -> Dataset:
+    """A catalog of ``n_items`` movies and 5 users with 4 events each; ``changed`` replaces texts."""
+    ids = [f"m{i:02d}" for i in range(n_items)]
+    if duplicate_id:
+        ids[-1] = ids[0]
+    texts = [f"Movie {i}: a {GENRES[i % 3]} film" for i in range(n_items)]
+    for i, text in (changed or {}).items():
+        texts[i] = text
+    catalog = Catalog(
+        item_ids=ids, titles=[f"Movie {i}" for i in range(n_items)], texts=texts,
+        years=[None if i % 7 == 0 else 1980 + i for i in range(n_items)],
+        attributes={"genres": [(GENRES[i % 3],) for i in range(n_items)]},
+    )
+    users = [f"u{u}" for u in range(5) for _ in range(4)]
+    items = [ids[(3 * u + j) % n_items] for u in range(5) for j in range(4)]
+    log = sorted_interaction_log(users, items, np.arange(20, dtype=np.float64) * 60.0, np.ones(20), ["view"] * 20,
+                                 np.full(20, np.nan))
+    return Dataset(catalog, log, LoadReport(items_read=n_items, interactions_read=20))
+
+
+OPTIONS = BuildOptions(n_shards=N_SHARDS, progress=False)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "indexes"
+
+
+@pytest.fixture
+def built(root: Path, fake_encoder):
+    return build_index(tiny_dataset(), fake_encoder, root, OPTIONS)
+
+
+def published_state(root: Path) -> dict[str, str]:
+    """Every published entry of an index root (not the embedding cache): path -> sha256 or link target."""
+    state: dict[str, str] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith(".cache"):
+            continue
+        if path.is_symlink():
+            state[rel] = "-> " + os.readlink(path)
+        elif path.is_file():
+            state[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            state[rel] = "dir"
+    return state
+
+
+def open_fake(path: Path, fingerprint: str = "fake-32", dimension: int = 32):
+    return open_index(path, fingerprint=fingerprint, dimension=dimension)
+
+
+# --- a good build -------------------------------------------------------------------------
+
+def test_build_publishes_a_version_that_loads(root, built):
+    assert (root / CURRENT).is_symlink()
+    assert (root / CURRENT).resolve() == built.version_dir.resolve()
+    index = open_fake(root)
+    manifest = index.manifest
+    assert manifest.model.fingerprint == "fake-32" and manifest.model.dimension == 32 and manifest.model.normalized
+    assert manifest.format_version == FORMAT_VERSION
+    assert manifest.metric == "inner_product" and manifest.factory == "Flat"
+    assert (manifest.n_items, manifest.n_users, manifest.n_events) == (N_ITEMS, 5, 20)
+    assert manifest.filter_attributes == ("genres",)
+    assert len(index.shards) == N_SHARDS and len(index.items) == N_ITEMS
+    expected_counts = np.bincount(assign_shards(tiny_dataset().catalog.item_ids, N_SHARDS), minlength=N_SHARDS)
+    assert [s.count for s in manifest.shards] == expected_counts.tolist()
+    assert [s.info().count for s in index.shards] == expected_counts.tolist()
+    assert index.items.item_ids == tiny_dataset().catalog.item_ids
+    assert len(index.histories.get("u0")) == 4 and len(index.histories.get("nobody")) == 0
+
+
+def test_manifest_records_every_file_with_its_sha256(built):
+    manifest = read_manifest(built.version_dir)
+    assert manifest == built.manifest  # survives the JSON round trip unchanged
+    names = {"items.parquet", "users.parquet"} | {
+        f"shard-{s:03d}.{kind}" for s in range(N_SHARDS) for kind in ("faiss", "vectors.npy", "ids.npy")}
+    assert set(manifest.files) == names
+    for name, meta in manifest.files.items():
+        data = (built.version_dir / name).read_bytes()
+        assert meta == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def test_new_version_name_adds_a_suffix_when_taken(tmp_path):
+    now = datetime(2026, 12, 3, 12, 0, 0, tzinfo=timezone.utc)
+    assert new_version_name(tmp_path, now) == "v20261203T120000Z"
+    (tmp_path / "v20261203T120000Z").mkdir()
+    assert new_version_name(tmp_path, now) == "v20261203T120000Z-2"
+    (tmp_path / "v20261203T120000Z-2").mkdir()
+    assert new_version_name(tmp_path, now) == "v20261203T120000Z-3"
+
+
+def test_resolve_version_dir(root, built, tmp_path):
+    assert resolve_version_dir(root) == built.version_dir.resolve()
+    assert resolve_version_dir(built.version_dir) == built.version_dir
+    with pytest.raises(PreconditionError, match="does not exist"):
+        resolve_version_dir(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PreconditionError, match="no published index"):
+        resolve_version_dir(tmp_path / "empty")
+
+
+# --- the loader refuses anything that does not match -------------------------------------
+
+def test_a_corrupted_byte_is_refused(built):
+    path = built.version_dir / "shard-001.faiss"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(IndexIntegrityError) as info:
+        open_fake(built.version_dir)
+    assert "shard-001.faiss" in str(info.value) and "sha256" in str(info.value)
+
+
+def test_a_truncated_file_is_refused(built):
+    path = built.version_dir / "shard-002.vectors.npy"
+    path.write_bytes(path.read_bytes()[:-4])
+    with pytest.raises(IndexIntegrityError, match=r"shard-002\.vectors\.npy: \d+ bytes, the manifest says \d+"):
+        open_fake(built.version_dir)
+
+
+@pytest.mark.parametrize("name", ["shard-000.ids.npy", "items.parquet"])
+def test_a_missing_file_is_refused(built, name):
+    (built.version_dir / name).unlink()
+    with pytest.raises(IndexIntegrityError, match=f"{name}: listed in the manifest but missing"):
+        open_fake(built.version_dir)
+
+
+def test_a_missing_manifest_is_refused(built):
+    (built.version_dir / MANIFEST_NAME).unlink()
+    with pytest.raises(IndexIntegrityError, match="manifest.json is missing"):
+        read_manifest(built.version_dir)
+
+
+def test_a_wrong_fingerprint_names_both_models(built):
+    with pytest.raises(IndexIntegrityError) as info:
+        open_fake(built.version_dir, fingerprint="other-model-weights")
+    message = str(info.value)
+    assert "fake-32" in message and "other-model-" in message and "'fake'" in message
+
+
+def test_a_wrong_dimension_names_both(built):
+    with pytest.raises(IndexIntegrityError, match="index has 32 dimensions, the model produces 64"):
+        open_fake(built.version_dir, dimension=64)
+
+
+def rewrite_manifest(version_dir: Path, change) -> None:
+    path = version_dir / MANIFEST_NAME
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def test_an_unknown_format_version_is_refused(built):
+    rewrite_manifest(built.version_dir, lambda d: d.update(format_version=999))
+    with pytest.raises(IndexIntegrityError, match=f"format version 999, this tastebud reads version {FORMAT_VERSION}"):
+        open_fake(built.version_dir)
+
+
+def test_a_malformed_manifest_is_refused(built):
+    rewrite_manifest(built.version_dir, lambda d: d.pop("shards"))
+    with pytest.raises(IndexIntegrityError, match="malformed manifest"):
+        open_fake(built.version_dir)
+
+
+def test_an_unreadable_manifest_is_refused(built):
+    (built.version_dir / MANIFEST_NAME).write_text("{not json")
+    with pytest.raises(IndexIntegrityError, match="unreadable manifest"):
+        open_fake(built.version_dir)
+
+
+def test_a_shard_file_without_a_checksum_is_refused(built):
+    rewrite_manifest(built.version_dir, lambda d: d["files"].pop("shard-001.ids.npy"))
+    with pytest.raises(IndexIntegrityError, match="without checksums.*shard-001.ids.npy"):
+        open_fake(built.version_dir)
+
+
+def test_a_shard_count_that_disagrees_is_refused(built):
+    def bump(d):
+        d["shards"][0]["count"] += 1
+    rewrite_manifest(built.version_dir, bump)
+    with pytest.raises(IndexIntegrityError, match="shard 0: .* the manifest says"):
+        open_fake(built.version_dir)
+
+
+# --- publishing is atomic -----------------------------------------------------------------
+
+def assert_unchanged(root: Path, before: dict[str, str]) -> None:
+    assert published_state(root) == before
+    assert not list(root.glob(".staging-*")) and not list(root.glob(f".{CURRENT}.*"))
+
+
+def test_an_encoder_failure_leaves_the_published_version(root, built, make_encoder):
+    before = published_state(root)
+    encoder = make_encoder()
+
+    def boom(texts, *, progress=False):
+        raise RuntimeError("encoder crashed")
+    encoder.encode_documents = boom
+    with pytest.raises(RuntimeError, match="encoder crashed"):
+        build_index(tiny_dataset(changed={3: "a new text"}), encoder, root, OPTIONS)
+    assert_unchanged(root, before)
+    assert open_fake(root).manifest.version == built.manifest.version
+
+
+def test_a_failure_while_writing_leaves_the_published_version(root, built, fake_encoder, monkeypatch):
+    before = published_state(root)
+    seen: list[Path] = []
+
+    def disk_full(directory, names):
+        seen.extend(directory.iterdir())  # the shard files were already written into staging
+        raise OSError("No space left on device")
+    monkeypatch.setattr(build_module, "describe_files", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        build_index(tiny_dataset(n_items=31), fake_encoder, root, OPTIONS)
+    assert any(p.name == "shard-000.faiss" for p in seen) and all(".staging-" in str(p) for p in seen)
+    assert_unchanged(root, before)
+    assert open_fake(root).manifest.n_items == N_ITEMS
+
+
+def test_a_bad_dataset_leaves_the_published_version(root, built, fake_encoder):
+    before = published_state(root)
+    with pytest.raises(IndexIntegrityError, match="duplicate item ids"):
+        build_index(tiny_dataset(duplicate_id=True), fake_encoder, root, OPTIONS)
+    assert_unchanged(root, before)
+
+
+def test_a_second_build_becomes_current_and_keeps_the_first(root, built, fake_encoder):
+    first_state = {k: v for k, v in published_state(root).items() if k.startswith(built.version_dir.name + "/")}
+    second = build_index(tiny_dataset(n_items=31), fake_encoder, root, OPTIONS)
+    assert second.version_dir.name != built.version_dir.name
+    assert sorted([built.version_dir.name, second.version_dir.name])[-1] == second.version_dir.name
+    assert os.readlink(root / CURRENT) == second.version_dir.name
+    assert open_fake(root).manifest.n_items == 31
+    assert open_fake(built.version_dir).manifest.n_items == N_ITEMS  # still whole, still verifies
+    after = published_state(root)
+    assert {k: v for k, v in after.items() if k in first_state} == first_state
+    versions = sorted(p.name for p in root.iterdir() if p.name.startswith("v"))
+    assert versions == sorted([built.version_dir.name, second.version_dir.name])
+
+
+# --- the embedding cache across builds ----------------------------------------------------
+
+def test_a_rebuild_embeds_only_new_or_changed_texts(root, built, make_encoder):
+    assert built.newly_embedded == N_ITEMS
+    again_encoder = make_encoder()
+    again = build_index(tiny_dataset(), again_encoder, root, OPTIONS)
+    assert again.newly_embedded == 0 and again_encoder.encoded == []
+    for name in (f"shard-{s:03d}.vectors.npy" for s in range(N_SHARDS)):  # cached vectors are the same vectors
+        assert again.manifest.files[name] == built.manifest.files[name]
+
+    changed_encoder = make_encoder()
+    changed = build_index(tiny_dataset(changed={7: "Movie 7: now a western"}), changed_encoder, root, OPTIONS)
+    assert changed.newly_embedded == 1 and changed_encoder.encoded == ["Movie 7: now a western"]
+
+
+# --- build options --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_shards": 0}, "--shards must be within 1..256, got 0"),
+    ({"n_shards": 257}, "--shards must be within 1..256, got 257"),
+    ({"exact_threshold": -1}, "--exact-threshold must be >= 0, got -1"),
+])
+def test_bad_build_options_are_refused(kwargs, message):
+    with pytest.raises(InvalidInputError, match=message):
+        BuildOptions(**kwargs)
+
+
+def test_an_empty_catalog_is_refused(root, fake_encoder):
+    empty = Dataset(Catalog([], [], [], []), tiny_dataset().interactions, LoadReport(0, 0))
+    with pytest.raises(InvalidInputError, match="no items"):
+        build_index(empty, fake_encoder, root, OPTIONS)
+    assert not (root / CURRENT).exists()
