@@ -30,8 +30,7 @@ def read_inputs(args: argparse.Namespace) -> Dataset:
 def run_build(args: argparse.Namespace) -> int:
     from tastebud.embed.encoder import SentenceTransformerEncoder
     from tastebud.index.build import BuildOptions, build_index
-    from tastebud.ingest.interaction_store import InteractionStore, with_recorded
-    from tastebud.server.config import STORE_NAME
+    from tastebud.ingest.interaction_store import STORE_NAME, InteractionStore, with_recorded
 
     started = time.perf_counter()
     dataset = read_inputs(args)

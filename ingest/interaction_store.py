@@ -19,6 +19,9 @@ import numpy as np
 
 from tastebud.ingest.model import Dataset, LoadReport, sorted_interaction_log
 
+STORE_NAME = "interactions.sqlite"
+"""The store's file name inside an index root, where build and serve both look by default."""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS interactions (
     seq       INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -14,8 +14,7 @@ from typing import Any
 
 from tastebud.embed.encoder import DEFAULT_MODEL
 from tastebud.errors import InvalidInputError
-
-STORE_NAME = "interactions.sqlite"
+from tastebud.ingest.interaction_store import STORE_NAME
 
 
 @dataclass(frozen=True, slots=True)

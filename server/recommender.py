@@ -24,6 +24,7 @@ from tastebud.embed.users import UserVectorConfig, blend_user_vector, history_ve
 from tastebud.errors import InvalidInputError
 from tastebud.index.filters import ItemFilter, ItemTable
 from tastebud.index.histories import History
+from tastebud.index.items import ItemStore
 from tastebud.index.load import LoadedIndex
 from tastebud.index.shards import ShardClient, ShardQuery
 from tastebud.ingest.interaction_store import StoredInteraction
@@ -86,6 +87,10 @@ class Recommender:
     @property
     def version(self) -> str:
         return self._index.manifest.version
+
+    @property
+    def items(self) -> ItemStore:
+        return self._items
 
     def _rows(self, item_ids: tuple[str, ...] | list[str], field_name: str) -> npt.NDArray[np.int64]:
         rows = []

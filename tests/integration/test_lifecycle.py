@@ -86,7 +86,7 @@ def test_recorded_events_survive_a_restart_and_reach_the_next_build(tmp_path, de
     server = ServerThread(config, encoder)
     core = server.running.service.recommender
     history = core.user_history(user, np.zeros(0, np.int64))
-    assert [core._items.item_ids[r] for r in history.items.tolist()] == picks
+    assert [core.items.item_ids[r] for r in history.items.tolist()] == picks
     server.stop()
 
 
