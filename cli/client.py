@@ -71,30 +71,27 @@ def _call(args: argparse.Namespace, method: str, request: object) -> int:
     return 0
 
 
+def _with_filter(request, args: argparse.Namespace):
+    """Set ``request.filter`` from the --include/--exclude/--year-* flags, when any is given."""
+    f = filter_from_args(args)
+    if f is not None:
+        request.filter.CopyFrom(f)
+    return request
+
+
 def run_recommend(args: argparse.Namespace) -> int:
     request = pb.RecommendRequest(user_id=args.user, k=args.k, history=ids(args.history), taste=args.taste,
                                   diversity=args.diversity, include_seen=args.include_seen,
                                   restrict_to=ids(args.restrict_to))
-    f = filter_from_args(args)
-    if f is not None:
-        request.filter.CopyFrom(f)
-    return _call(args, "Recommend", request)
+    return _call(args, "Recommend", _with_filter(request, args))
 
 
 def run_similar(args: argparse.Namespace) -> int:
-    request = pb.SimilarItemsRequest(item_id=args.item, k=args.k)
-    f = filter_from_args(args)
-    if f is not None:
-        request.filter.CopyFrom(f)
-    return _call(args, "SimilarItems", request)
+    return _call(args, "SimilarItems", _with_filter(pb.SimilarItemsRequest(item_id=args.item, k=args.k), args))
 
 
 def run_search(args: argparse.Namespace) -> int:
-    request = pb.SearchItemsRequest(text=args.text, k=args.k)
-    f = filter_from_args(args)
-    if f is not None:
-        request.filter.CopyFrom(f)
-    return _call(args, "SearchItems", request)
+    return _call(args, "SearchItems", _with_filter(pb.SearchItemsRequest(text=args.text, k=args.k), args))
 
 
 def run_record(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ comes in through the constructor.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import time
@@ -31,7 +32,8 @@ from tastebud.ingest.interaction_store import StoredInteraction
 from tastebud.server.domain import (Deadline, IndexSummary, NewInteraction, Recommendation, RecommendQuery,
                                     RecommendResult, SearchQuery, SimilarQuery, check_diversity, check_k)
 from tastebud.server.live_history import LiveHistories
-from tastebud.server.rerank import Candidates, Reranker, RerankRequest
+from tastebud.server.candidates import Candidates
+from tastebud.server.rerank import Reranker, RerankRequest
 from tastebud.server.retrieval import Retrieved, fetch_vectors, retrieve
 
 log = logging.getLogger(__name__)
@@ -138,8 +140,7 @@ class Recommender:
         notes: list[str] = []
         remaining = deadline.remaining()
         if remaining is not None and remaining < self._config.rerank_reserve_seconds:
-            request = RerankRequest(request.k, request.drop, request.allowed, request.popularity,
-                                    request.popularity_weight, diversity=0.0)
+            request = dataclasses.replace(request, diversity=0.0)
             notes.append("re-ranking skipped to meet the deadline: retrieval order")
         ranked = self._reranker.rerank(retrieved.candidates, request)
         if retrieved.missing_shards:

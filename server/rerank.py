@@ -13,21 +13,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-
-@dataclass(frozen=True, slots=True)
-class Candidates:
-    """Retrieved items: global ids int64[m], retrieval scores float32[m], unit vectors float32[m, d]."""
-
-    ids: npt.NDArray[np.int64]
-    scores: npt.NDArray[np.float32]
-    vectors: npt.NDArray[np.float32]
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def take(self, positions: npt.NDArray[np.int64], scores: npt.NDArray[np.float32] | None = None) -> "Candidates":
-        return Candidates(self.ids[positions], (self.scores if scores is None else scores)[positions],
-                          self.vectors[positions])
+from tastebud.server.candidates import Candidates
 
 
 @dataclass(frozen=True, slots=True)

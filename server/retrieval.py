@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from tastebud.index.merge import MISSING_ID, take_positions, topk_positions
 from tastebud.index.shards import ShardClient, ShardQuery
-from tastebud.server.rerank import Candidates
+from tastebud.server.candidates import Candidates
 
 log = logging.getLogger(__name__)
 

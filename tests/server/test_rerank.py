@@ -6,7 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tastebud.server.rerank import Candidates, RerankRequest, RuleReranker, keep_eligible, mmr_order
+from tastebud.server.candidates import Candidates
+from tastebud.server.rerank import RerankRequest, RuleReranker, keep_eligible, mmr_order
 
 N_ITEMS = 30
 
