@@ -44,7 +44,8 @@ def run_build(args: argparse.Namespace) -> int:
         finally:
             store.close()
     options = BuildOptions(n_shards=args.shards, factory=args.factory, exact_threshold=args.exact_threshold,
-                           seed=args.seed, progress=not args.no_progress, store_high_water=high_water)
+                           seed=args.seed, progress=not args.no_progress, store_high_water=high_water,
+                           retrieval=args.retrieval)
     encoder = SentenceTransformerEncoder(args.model, batch_size=args.batch_size)
     result = build_index(dataset, encoder, args.out, options)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

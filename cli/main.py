@@ -29,11 +29,10 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                        description="Read a catalog and interactions, embed, shard, and publish an index version "
                                    "atomically under --out. Events recorded through the API (the store) are included.")
-    p.add_argument("--items", type=Path, help="items file (.csv .tsv .jsonl .parquet) with an item_id column")
-    p.add_argument("--interactions", type=Path, help="interactions file: user_id,item_id,timestamp[,rating,weight,event]")
-    p.add_argument("--config", type=Path, help="dataset TOML (text template, filter attributes, on_error)")
-    p.add_argument("--format", choices=("files", "movielens"), default="files", help="input layout")
-    p.add_argument("--data", type=Path, help="folder of a MovieLens data set (with --format movielens)")
+    _add_inputs(p)
+    p.add_argument("--retrieval", choices=("auto", "two_tower", "content"), default="auto",
+                   help="retrieval model: learned two-tower, text content only, or auto (two-tower when there are "
+                        "enough interactions)")
     p.add_argument("--out", type=Path, default=Path("indexes"), help="index root to publish into")
     p.add_argument("--shards", type=_positive, default=4, help="number of shards")
     p.add_argument("--factory", help="FAISS factory string (default: Flat below --exact-threshold items, else HNSW32,Flat)")
@@ -132,6 +131,43 @@ def _add_client(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=client.run_info)
 
 
+def _add_inputs(p: argparse.ArgumentParser) -> None:
+    """The input flags shared by build and eval."""
+    p.add_argument("--items", type=Path, help="items file (.csv .tsv .jsonl .parquet) with an item_id column")
+    p.add_argument("--interactions", type=Path, help="interactions file: user_id,item_id,timestamp[,rating,weight,event]")
+    p.add_argument("--config", type=Path, help="dataset TOML (text template, filter attributes, on_error)")
+    p.add_argument("--format", choices=("files", "movielens"), default="files", help="input layout")
+    p.add_argument("--data", type=Path, help="folder of a MovieLens data set (with --format movielens)")
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="offline evaluation (shared/eval protocol) through the serving path",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Split the data by the protocol (main, short-history, cold items), build an index "
+                                   "of each view's training data, rank every test user's list with the server's own "
+                                   "code, and score Recall@10, NDCG@10, Coverage@10.")
+    _add_inputs(p)
+    p.add_argument("--views", default="main,short,cold", help="comma-separated views")
+    p.add_argument("--work", type=Path, default=Path(".eval"), help="where the views' indexes are built")
+    p.add_argument("--shards", type=_positive, default=4)
+    p.add_argument("--factory", help="FAISS factory string (default: by catalog size)")
+    p.add_argument("--retrieval", choices=("auto", "two_tower", "content"), default="auto", help="retrieval model")
+    p.add_argument("--model", default="all-MiniLM-L6-v2", help="sentence-transformers model")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--via", metavar="HOST:PORT", help="get main/short lists from a live server serving <work>/main")
+    p.add_argument("--baselines", action="store_true", help="also score MostPop and item-kNN on the same splits")
+    p.add_argument("--json", type=Path, help="write the full report as JSON")
+    p.add_argument("--lists", type=Path, help="write each view's lists as JSONL (score.py's RECS format)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from tastebud.cli.eval import run_eval_command
+
+    return run_eval_command(args)
+
+
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="demo data -> index -> server -> sample calls -> stop",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -155,6 +191,7 @@ def parser() -> argparse.ArgumentParser:
     _add_build(sub)
     _add_serve(sub)
     _add_client(sub)
+    _add_eval(sub)
     _add_demo(sub)
     return p
 

@@ -32,3 +32,7 @@ class IndexIntegrityError(PreconditionError):
 
 class UnavailableError(TastebudError):
     """Temporarily unable to serve (still loading, shutting down); the caller may retry."""
+
+
+class ModelValidationError(TastebudError):
+    """A trained model did worse than the popularity baseline on validation: not published."""

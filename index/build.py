@@ -1,8 +1,9 @@
 """``tastebud build``: a cleaned data set in, a new published index version out.
 
 Steps, each timed and logged: embed item texts (through the cache), count popularity, group
-histories, assign shards, build one FAISS index per shard, write everything with checksums
-into a staging folder, publish atomically. Any error before the final rename leaves the
+histories, train the retrieval model (``tastebud.train``), assign shards, build two FAISS
+indexes per shard (the recommendation space and the text space), write everything with
+checksums into a staging folder, publish atomically. Any error before the final rename leaves the
 published index exactly as it was.
 """
 
@@ -29,6 +30,9 @@ from tastebud.index.manifest import MANIFEST_NAME, Manifest, ModelInfo, ShardEnt
 from tastebud.index.publish import new_version_name, publish, staging_dir
 from tastebud.index.sharding import assign_shards
 from tastebud.ingest.model import Dataset
+from tastebud.train.retrieval import fit_retrieval
+from tastebud.train.sequences import build_sequences
+from tastebud.train.two_tower import TwoTowerConfig
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,8 @@ class BuildOptions:
     cache_dir: Path | None = None
     progress: bool = True
     store_high_water: int = 0
+    retrieval: str = "auto"
+    two_tower: TwoTowerConfig = field(default_factory=TwoTowerConfig)
 
     def __post_init__(self) -> None:
         if not 1 <= self.n_shards <= MAX_SHARDS:
@@ -86,10 +92,11 @@ def build_index(dataset: Dataset, encoder: Encoder, out_root: Path, options: Bui
     factory = choose_factory(len(catalog), options.exact_threshold, options.factory)
     seconds: dict[str, float] = {}
     out_root = Path(out_root)
+    cache_root = options.cache_dir or out_root / ".cache"
 
     with _timed(seconds, "embed"):
-        cache = EmbeddingCache(options.cache_dir or out_root / ".cache" / "embeddings", encoder.fingerprint)
-        vectors, newly_embedded = cache.embed(catalog.texts, encoder, progress=options.progress)
+        cache = EmbeddingCache(cache_root / "embeddings", encoder.fingerprint)
+        text_vectors, newly_embedded = cache.embed(catalog.texts, encoder, progress=options.progress)
 
     with _timed(seconds, "histories"):
         row_of = {item_id: row for row, item_id in enumerate(catalog.item_ids)}
@@ -97,10 +104,17 @@ def build_index(dataset: Dataset, encoder: Encoder, out_root: Path, options: Bui
         popularity = item_popularity(item_rows, len(catalog))
         histories = UserHistories.from_events(log_.user_ids, item_rows, log_.timestamps, log_.weights)
 
+    with _timed(seconds, "train"):
+        sequences = build_sequences(log_, catalog.item_ids)
+        model = fit_retrieval(options.retrieval, text_vectors, sequences, popularity, options.two_tower,
+                              cache_root / "models", options.progress)
+
     with _timed(seconds, "shard"):
         shard = assign_shards(catalog.item_ids, options.n_shards)
         shard_rows = [np.flatnonzero(shard == s).astype(np.int64) for s in range(options.n_shards)]
-        indexes = build_shard_indexes(vectors, shard_rows, factory, seed=options.seed)
+        spaces = {"item": model.index_vectors, "text": text_vectors}
+        indexes = {name: build_shard_indexes(vectors, shard_rows, factory, seed=options.seed)
+                   for name, vectors in spaces.items()}
 
     with _timed(seconds, "write"), staging_dir(out_root) as staging:
         import faiss
@@ -109,32 +123,38 @@ def build_index(dataset: Dataset, encoder: Encoder, out_root: Path, options: Bui
                           dict(catalog.attributes), popularity, shard)
         store.write(staging / "items.parquet")
         histories.write(staging / "users.parquet")
+        model.tower.save(staging / "user_tower.npz")
         entries = []
-        for s, (rows, index) in enumerate(zip(shard_rows, indexes)):
-            entry = ShardEntry(shard=s, index_file=f"shard-{s:03d}.faiss", vectors_file=f"shard-{s:03d}.vectors.npy",
-                               ids_file=f"shard-{s:03d}.ids.npy", count=int(len(rows)))
-            faiss.write_index(index, str(staging / entry.index_file))
-            np.save(staging / entry.vectors_file, np.ascontiguousarray(vectors[rows]), allow_pickle=False)
-            np.save(staging / entry.ids_file, rows, allow_pickle=False)
-            entries.append(entry)
+        for s, rows in enumerate(shard_rows):
+            stem = f"shard-{s:03d}"
+            files = {"ids": f"{stem}.ids.npy", "query_vectors": f"{stem}.query.npy"}
+            np.save(staging / files["ids"], rows, allow_pickle=False)
+            np.save(staging / files["query_vectors"], np.ascontiguousarray(model.query_vectors[rows]),
+                    allow_pickle=False)
+            for name, vectors in spaces.items():
+                files[f"{name}_index"], files[f"{name}_vectors"] = f"{stem}.{name}.faiss", f"{stem}.{name}.npy"
+                faiss.write_index(indexes[name][s], str(staging / files[f"{name}_index"]))
+                np.save(staging / files[f"{name}_vectors"], np.ascontiguousarray(vectors[rows]), allow_pickle=False)
+            entries.append(ShardEntry(shard=s, count=int(len(rows)), files=files))
         version = new_version_name(out_root)
-        files = ["items.parquet", "users.parquet"] + [n for e in entries for n in (e.index_file, e.vectors_file, e.ids_file)]
+        names = ["items.parquet", "users.parquet", "user_tower.npz"] + [n for e in entries for n in e.files.values()]
         build_params: dict[str, Any] = {
             "n_shards": options.n_shards, "factory_requested": options.factory,
             "exact_threshold": options.exact_threshold, "tuning": asdict(options.tuning), "seed": options.seed,
             "store_high_water": options.store_high_water, "data": dataset.report.summary(),
-            "skipped": dict(dataset.report.skipped),
+            "skipped": dict(dataset.report.skipped), "retrieval_requested": options.retrieval,
         }
         manifest = Manifest(
             version=version, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             model=ModelInfo(encoder.name, encoder.fingerprint, encoder.dimension, normalized=True),
+            retrieval={**model.info, "user_tower": "user_tower.npz"},
             metric="inner_product", factory=factory, n_items=len(catalog), n_users=len(histories),
-            n_events=histories.n_events, shards=tuple(entries), files=describe_files(staging, files),
+            n_events=histories.n_events, shards=tuple(entries), files=describe_files(staging, names),
             filter_attributes=tuple(sorted(catalog.attributes)), build=build_params,
         )
         build_params["seconds"] = dict(seconds)
         (staging / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
         version_dir = publish(out_root, staging, version)
-    log.info("published %s: %d items in %d shards (%s), %d users", version, len(catalog), options.n_shards,
-             factory, len(histories))
+    log.info("published %s: %d items in %d shards (%s, %s retrieval), %d users", version, len(catalog),
+             options.n_shards, factory, model.kind, len(histories))
     return BuildResult(version_dir, manifest, dict(seconds), newly_embedded)

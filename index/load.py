@@ -13,6 +13,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
+from tastebud.embed.user_tower import UserTower
 from tastebud.errors import IndexIntegrityError
 from tastebud.index.faiss_index import SearchTuning
 from tastebud.index.histories import UserHistories
@@ -33,6 +34,7 @@ class LoadedIndex:
     items: ItemStore
     histories: UserHistories
     shards: tuple[LocalShard, ...]
+    tower: UserTower
 
 
 def check_model(manifest: Manifest, fingerprint: str, dimension: int, source: str) -> None:
@@ -59,12 +61,14 @@ def open_index(path: Path, *, fingerprint: str, dimension: int, tuning: SearchTu
     histories = UserHistories.read(version_dir / "users.parquet")
     tuning = tuning or SearchTuning(**manifest.build.get("tuning", {}))
     table = items.table()
+    dimensions = {"item": int(manifest.retrieval["dimension"]), "text": dimension}
     shards = tuple(
-        LocalShard.open(version_dir, entry, table, tuning, executor, manifest.factory, manifest.version, dimension)
+        LocalShard.open(version_dir, entry, table, tuning, executor, manifest.factory, manifest.version, dimensions)
         for entry in manifest.shards)
+    tower = UserTower.load(version_dir / manifest.retrieval["user_tower"])
     if sum(s.info().count for s in shards) != len(items):
         raise IndexIntegrityError(f"{version_dir}: shards hold {sum(s.info().count for s in shards)} items, "
                                   f"the item store {len(items)}")
-    log.info("loaded index %s: %d items, %d users, %d shards (%s)", manifest.version, len(items), len(histories),
-             len(shards), manifest.factory)
-    return LoadedIndex(version_dir, manifest, items, histories, shards)
+    log.info("loaded index %s: %d items, %d users, %d shards (%s, %s retrieval)", manifest.version, len(items),
+             len(histories), len(shards), manifest.factory, manifest.retrieval["kind"])
+    return LoadedIndex(version_dir, manifest, items, histories, shards, tower)

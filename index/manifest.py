@@ -1,8 +1,9 @@
 """``manifest.json``: what an index version is, and the only thing its loader believes.
 
 It records the format version, the embedding model and its weights' fingerprint, the
-dimension and metric, the FAISS factory, per-file sha256 and sizes, per-shard counts, the build
-parameters and the data report. ``verify_files`` re-hashes every file before serving.
+retrieval model (kind, dimension, training parameters and validation metrics), the metric and
+FAISS factory, per-file sha256 and sizes, per-shard counts, the build parameters and the data
+report. ``verify_files`` re-hashes every file before serving.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from tastebud.errors import IndexIntegrityError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: two vector spaces per shard (files by role) and a retrieval model
 MANIFEST_NAME = "manifest.json"
 
 
@@ -27,15 +28,19 @@ class ModelInfo:
     normalized: bool = True
 
 
+SPACES = ("item", "text")
+"""Searchable vector spaces of every shard: ``item`` (recommendation, the retrieval model's
+[p_j, b_j]) and ``text`` (the encoder's normalised text embeddings, for search)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ShardEntry:
-    """One shard: its FAISS file, its vectors and global ids (``.npy``), and its item count."""
+    """One shard: its item count and its files by role (``item_index``, ``item_vectors``,
+    ``query_vectors``, ``text_index``, ``text_vectors``, ``ids``)."""
 
     shard: int
-    index_file: str
-    vectors_file: str
-    ids_file: str
     count: int
+    files: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +48,7 @@ class Manifest:
     version: str
     created_at: str
     model: ModelInfo
+    retrieval: dict[str, Any]
     metric: str
     factory: str
     n_items: int
@@ -66,6 +72,7 @@ class Manifest:
         try:
             return cls(
                 version=data["version"], created_at=data["created_at"], model=ModelInfo(**data["model"]),
+                retrieval=dict(data["retrieval"]),
                 metric=data["metric"], factory=data["factory"], n_items=int(data["n_items"]),
                 n_users=int(data["n_users"]), n_events=int(data["n_events"]),
                 shards=tuple(ShardEntry(**s) for s in data["shards"]), files=dict(data["files"]),
@@ -113,8 +120,7 @@ def verify_files(directory: Path, manifest: Manifest) -> None:
         if actual != meta["sha256"]:
             raise IndexIntegrityError(f"{path}: sha256 {actual[:16]}..., the manifest says {meta['sha256'][:16]}...; "
                                       "the file is corrupt or was modified")
-    listed = {s.index_file for s in manifest.shards} | {s.vectors_file for s in manifest.shards} | \
-        {s.ids_file for s in manifest.shards}
+    listed = {name for s in manifest.shards for name in s.files.values()}
     unlisted = listed - set(manifest.files)
     if unlisted:
         raise IndexIntegrityError(f"{directory}: shard files without checksums in the manifest: {sorted(unlisted)}")

@@ -13,7 +13,7 @@ import asyncio
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -33,13 +33,15 @@ _NO_IDS = np.zeros(0, dtype=np.int64)
 
 @dataclass(frozen=True, slots=True)
 class ShardQuery:
-    """What a shard needs besides the vectors: k, the filter, and global ids to leave out/keep."""
+    """What a shard needs besides the vectors: k, the filter, global ids to leave out/keep, and
+    which space to search (``item`` for recommendations, ``text`` for search)."""
 
     k: int
     item_filter: ItemFilter | None = None
     exclude: npt.NDArray[np.int64] = field(default_factory=lambda: _NO_IDS)
     restrict_to: npt.NDArray[np.int64] | None = None
     with_vectors: bool = False
+    space: str = "item"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,29 +72,43 @@ class ShardClient(Protocol):
         """Top-k of this shard's items for each row of ``queries`` (float32[q, d])."""
         ...
 
-    async def vectors(self, global_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
-        """Vectors (float32[m, d]) of items of this shard, by global id."""
+    async def vectors(self, global_ids: npt.NDArray[np.int64], kind: str = "item") -> npt.NDArray[np.float32]:
+        """Vectors (float32[m, d]) of items of this shard, by global id: ``item`` and ``text``
+        are the searchable spaces, ``query`` the items' query-side vectors (user tower input)."""
         ...
 
     def info(self) -> ShardInfo: ...
 
 
+@dataclass(frozen=True, slots=True)
+class VectorSpace:
+    """One searchable space of a shard: a FAISS index over local ids and the same vectors as an array."""
+
+    index: Any
+    vectors: npt.NDArray[np.float32]
+
+
 class LocalShard:
-    """A shard held in this process: FAISS index, its vectors and global ids, its filter table.
+    """A shard held in this process: a FAISS index per space, the vectors, global ids and filter table.
 
     Searches run on ``executor`` (FAISS releases the GIL), so shards of one request run in
     parallel and the event loop never blocks.
     """
 
-    def __init__(self, shard: int, index, vectors: npt.NDArray[np.float32], global_ids: npt.NDArray[np.int64],
-                 table: ItemTable, tuning: SearchTuning, executor: Executor | None, factory: str, version: str) -> None:
-        if index.ntotal != len(global_ids) or len(vectors) != len(global_ids) or len(table) != len(global_ids):
-            raise IndexIntegrityError(
-                f"shard {shard}: index has {index.ntotal} vectors, ids file {len(global_ids)}, vectors file "
-                f"{len(vectors)}, item table {len(table)}; they must agree")
+    def __init__(self, shard: int, spaces: dict[str, VectorSpace], query_vectors: npt.NDArray[np.float32],
+                 global_ids: npt.NDArray[np.int64], table: ItemTable, tuning: SearchTuning,
+                 executor: Executor | None, factory: str, version: str) -> None:
+        for name, space in spaces.items():
+            if space.index.ntotal != len(global_ids) or len(space.vectors) != len(global_ids):
+                raise IndexIntegrityError(
+                    f"shard {shard} {name} space: index has {space.index.ntotal} vectors, vectors file "
+                    f"{len(space.vectors)}, ids file {len(global_ids)}; they must agree")
+        if len(query_vectors) != len(global_ids) or len(table) != len(global_ids):
+            raise IndexIntegrityError(f"shard {shard}: {len(query_vectors)} query vectors and {len(table)} "
+                                      f"table rows for {len(global_ids)} items")
         self._shard = shard
-        self._index = index
-        self._vectors = vectors
+        self._spaces = spaces
+        self._query_vectors = query_vectors
         self._global_ids = global_ids
         self._table = table
         self._tuning = tuning
@@ -102,19 +118,24 @@ class LocalShard:
 
     @classmethod
     def open(cls, version_dir: Path, entry: ShardEntry, table: ItemTable, tuning: SearchTuning,
-             executor: Executor | None, factory: str, version: str, dimension: int) -> "LocalShard":
+             executor: Executor | None, factory: str, version: str, dimensions: dict[str, int]) -> "LocalShard":
         """Load one shard's files (already checksummed by the caller) and check their shapes."""
         import faiss
 
-        index = faiss.read_index(str(version_dir / entry.index_file))
-        if index.d != dimension:
-            raise IndexIntegrityError(f"shard {entry.shard}: FAISS index has {index.d} dimensions, "
-                                      f"the manifest says {dimension}")
-        vectors = np.load(version_dir / entry.vectors_file, mmap_mode="r", allow_pickle=False)
-        global_ids = np.load(version_dir / entry.ids_file, allow_pickle=False).astype(np.int64)
-        if index.ntotal != entry.count:
-            raise IndexIntegrityError(f"shard {entry.shard}: {index.ntotal} vectors, the manifest says {entry.count}")
-        return cls(entry.shard, index, vectors, global_ids, table.subset(global_ids), tuning, executor, factory, version)
+        spaces = {}
+        for name, dimension in dimensions.items():
+            index = faiss.read_index(str(version_dir / entry.files[f"{name}_index"]))
+            vectors = np.load(version_dir / entry.files[f"{name}_vectors"], mmap_mode="r", allow_pickle=False)
+            if index.d != dimension or vectors.shape[1] != dimension:
+                raise IndexIntegrityError(f"shard {entry.shard} {name} space: {index.d}-d index, "
+                                          f"{vectors.shape[1]}-d vectors, the manifest says {dimension}")
+            if index.ntotal != entry.count:
+                raise IndexIntegrityError(f"shard {entry.shard}: {index.ntotal} vectors, the manifest says {entry.count}")
+            spaces[name] = VectorSpace(index, vectors)
+        query_vectors = np.load(version_dir / entry.files["query_vectors"], mmap_mode="r", allow_pickle=False)
+        global_ids = np.load(version_dir / entry.files["ids"], allow_pickle=False).astype(np.int64)
+        return cls(entry.shard, spaces, query_vectors, global_ids, table.subset(global_ids), tuning, executor,
+                   factory, version)
 
     @property
     def shard(self) -> int:
@@ -149,6 +170,7 @@ class LocalShard:
         """The blocking search behind :meth:`search`."""
         import faiss
 
+        space = self._spaces[query.space]
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         k = query.k
         allowed = self._allowed(query)
@@ -158,15 +180,15 @@ class LocalShard:
             scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
         elif allowed is not None and n_allowed <= EXACT_SUBSET_MAX:
             rows = np.flatnonzero(allowed).astype(np.int64)
-            sub_scores = (queries @ np.asarray(self._vectors[rows]).T).astype(np.float32)
+            sub_scores = (queries @ np.asarray(space.vectors[rows]).T).astype(np.float32)
             scores, local = topk_rows(sub_scores, np.broadcast_to(rows, sub_scores.shape), k)
         else:
             selector = None
             if allowed is not None:
                 bitmap = np.packbits(allowed, bitorder="little")
                 selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
-            params = search_parameters(self._index, self._tuning, selector)
-            scores, local = self._index.search(queries, min(k, len(self._global_ids)), params=params)
+            params = search_parameters(space.index, self._tuning, selector)
+            scores, local = space.index.search(queries, min(k, len(self._global_ids)), params=params)
             if scores.shape[1] < k:
                 pad = k - scores.shape[1]
                 scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
@@ -178,20 +200,21 @@ class LocalShard:
         ids[hit] = self._global_ids[local[hit]]
         vectors = None
         if query.with_vectors:
-            vectors = np.zeros(local.shape + (self._vectors.shape[1],), dtype=np.float32)
-            vectors[hit] = self._vectors[local[hit]]
+            vectors = np.zeros(local.shape + (space.vectors.shape[1],), dtype=np.float32)
+            vectors[hit] = space.vectors[local[hit]]
         return ShardHits(scores.astype(np.float32), ids, vectors)
 
     async def search(self, queries: npt.NDArray[np.float32], query: ShardQuery) -> ShardHits:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self.search_sync, queries, query)
 
-    def vectors_sync(self, global_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+    def vectors_sync(self, global_ids: npt.NDArray[np.int64], kind: str = "item") -> npt.NDArray[np.float32]:
         rows = self._local_rows(global_ids)
         if len(rows) != len(global_ids):
             raise KeyError(f"shard {self._shard} does not hold all of the requested items")
-        return np.asarray(self._vectors[rows], dtype=np.float32)
+        source = self._query_vectors if kind == "query" else self._spaces[kind].vectors
+        return np.asarray(source[rows], dtype=np.float32)
 
-    async def vectors(self, global_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+    async def vectors(self, global_ids: npt.NDArray[np.int64], kind: str = "item") -> npt.NDArray[np.float32]:
         # A memory-mapped row lookup: too cheap to be worth a thread hop.
-        return self.vectors_sync(global_ids)
+        return self.vectors_sync(global_ids, kind)

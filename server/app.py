@@ -12,6 +12,7 @@ import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -50,17 +51,23 @@ class RunningServer:
             self.store.close()
 
 
+def open_recommender(index_path: Path, encoder: Encoder, executor: ThreadPoolExecutor,
+                     store: InteractionStore | None) -> Recommender:
+    """Load and verify an index and put the core together; replay store events newer than it."""
+    index = open_index(index_path, fingerprint=encoder.fingerprint, dimension=encoder.dimension, executor=executor)
+    since = int(index.manifest.build.get("store_high_water", 0))
+    histories = LiveHistories(index.histories, index.items, store, since_seq=since)
+    return Recommender(index, encoder, histories, RuleReranker(), executor)
+
+
 def build_recommender(config: ServerConfig, encoder: Encoder, executor: ThreadPoolExecutor
                       ) -> tuple[Recommender, InteractionStore]:
-    """Load and verify the index, open the store, replay events newer than the index."""
+    """The server's core: FAISS threads as configured, the durable store opened."""
     import faiss
 
     faiss.omp_set_num_threads(config.faiss_threads)
-    index = open_index(config.index, fingerprint=encoder.fingerprint, dimension=encoder.dimension, executor=executor)
     store = InteractionStore(config.store_path)
-    since = int(index.manifest.build.get("store_high_water", 0))
-    histories = LiveHistories(index.histories, index.items, store, since_seq=since)
-    return Recommender(index, encoder, histories, RuleReranker(), executor), store
+    return open_recommender(config.index, encoder, executor, store), store
 
 
 async def start_server(config: ServerConfig, encoder: Encoder | None = None) -> RunningServer:

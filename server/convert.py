@@ -22,7 +22,8 @@ def filter_from_proto(message: pb.Filter, present: bool) -> ItemFilter | None:
 def recommend_query(r: pb.RecommendRequest) -> RecommendQuery:
     return RecommendQuery(
         user_id=r.user_id, k=r.k, history=tuple(r.history), item_filter=filter_from_proto(r.filter, r.HasField("filter")),
-        include_seen=r.include_seen, restrict_to=tuple(r.restrict_to), diversity=r.diversity, taste=r.taste)
+        include_seen=r.include_seen, restrict_to=tuple(r.restrict_to), diversity=r.diversity, taste=r.taste,
+        exclude_items=tuple(r.exclude_items))
 
 
 def similar_query(r: pb.SimilarItemsRequest) -> SimilarQuery:

@@ -26,6 +26,7 @@ class RecommendQuery:
     restrict_to: tuple[str, ...] = ()
     diversity: float = 0.0
     taste: str = ""
+    exclude_items: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

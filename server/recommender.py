@@ -14,14 +14,13 @@ import logging
 import re
 import time
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import numpy.typing as npt
 
 from tastebud.embed.encoder import Encoder
-from tastebud.embed.users import UserVectorConfig, blend_user_vector, history_vector, normalize, popularity_weight
 from tastebud.errors import InvalidInputError
 from tastebud.index.filters import ItemFilter, ItemTable
 from tastebud.index.histories import History
@@ -49,11 +48,8 @@ TITLE_MATCH_BONUS = 1.0
 class RecommenderConfig:
     """Serving knobs. Candidates fetched = max(k * overfetch, min_candidates), capped by catalog size."""
 
-    user_vectors: UserVectorConfig = field(default_factory=UserVectorConfig)
     overfetch: int = 3
     min_candidates: int = 100
-    max_history: int = 500
-    prior_items: int = 50
     rerank_reserve_seconds: float = 0.002
 
 
@@ -67,6 +63,7 @@ class Recommender:
                  shards: tuple[ShardClient, ...] | None = None) -> None:
         self._index = index
         self._items = index.items
+        self._tower = index.tower
         self._shards = shards if shards is not None else index.shards
         self._encoder = encoder
         self._histories = histories
@@ -74,15 +71,15 @@ class Recommender:
         self._executor = executor
         self._config = config
         self._table: ItemTable = index.items.table()
-        self._dimension = index.manifest.model.dimension
+        self._dimensions = {"item": int(index.manifest.retrieval["dimension"]),
+                            "query": int(index.manifest.retrieval["dimension"]) - 1,
+                            "text": index.manifest.model.dimension}
         pop = index.items.popularity
         self._popularity = (np.log1p(pop) / max(float(np.log1p(pop.max())), 1e-9)).astype(np.float32) if len(pop) \
             else pop
-        self._popular_rows = index.items.popularity_order()
         self._titles: dict[str, list[int]] = {}
         for row, title in enumerate(index.items.titles):
             self._titles.setdefault(normalize_title(title), []).append(row)
-        self._prior: npt.NDArray[np.float32] | None = None
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -93,6 +90,10 @@ class Recommender:
     @property
     def items(self) -> ItemStore:
         return self._items
+
+    @property
+    def index(self) -> LoadedIndex:
+        return self._index
 
     def _rows(self, item_ids: tuple[str, ...] | list[str], field_name: str) -> npt.NDArray[np.int64]:
         rows = []
@@ -109,17 +110,8 @@ class Recommender:
         self._table.check(item_filter)
         return item_filter
 
-    async def _vectors(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
-        return await fetch_vectors(self._shards, self._items.shard, rows, self._dimension)
-
-    async def _popularity_prior(self) -> npt.NDArray[np.float32]:
-        """Unit vector of the most popular items, weighted by popularity: a cold user's taste."""
-        if self._prior is None:
-            rows = self._popular_rows[: self._config.prior_items]
-            vectors = await self._vectors(rows)
-            self._prior = normalize(self._items.popularity[rows] @ vectors) if len(rows) else \
-                np.zeros(self._dimension, np.float32)
-        return self._prior
+    async def _vectors(self, rows: npt.NDArray[np.int64], kind: str = "item") -> npt.NDArray[np.float32]:
+        return await fetch_vectors(self._shards, self._items.shard, rows, self._dimensions[kind], kind)
 
     async def _encode_query(self, text: str) -> npt.NDArray[np.float32]:
         loop = asyncio.get_running_loop()
@@ -131,8 +123,8 @@ class Recommender:
 
     async def _retrieve(self, vector: npt.NDArray[np.float32], k: int, item_filter: ItemFilter | None,
                         exclude: npt.NDArray[np.int64], restrict: npt.NDArray[np.int64] | None,
-                        deadline: Deadline) -> Retrieved:
-        query = ShardQuery(self._n_candidates(k), item_filter, exclude, restrict)
+                        deadline: Deadline, space: str = "item") -> Retrieved:
+        query = ShardQuery(self._n_candidates(k), item_filter, exclude, restrict, space=space)
         return await retrieve(self._shards, vector, query, deadline.remaining())
 
     def _finish(self, retrieved: Retrieved, request: RerankRequest, deadline: Deadline,
@@ -155,6 +147,12 @@ class Recommender:
     def _allowed(self, item_filter: ItemFilter | None) -> npt.NDArray[np.bool_] | None:
         return None if item_filter is None else self._table.mask(item_filter)
 
+    @staticmethod
+    def _without_bias(retrieved: Retrieved) -> Retrieved:
+        """Candidates of the item space carry [p_j, b_j]; re-ranking and reasons use p_j."""
+        c = retrieved.candidates
+        return Retrieved(Candidates(c.ids, c.scores, c.vectors[:, :-1]), retrieved.missing_shards)
+
     # -- RPCs ----------------------------------------------------------------------------
 
     def user_history(self, user_id: str, extra: npt.NDArray[np.int64]) -> History:
@@ -168,52 +166,45 @@ class Recommender:
                               np.concatenate([history.weights, np.ones(len(extra), np.float32)]))
         return history
 
+    async def user_query(self, query: RecommendQuery) -> tuple[npt.NDArray[np.float32], History,
+                                                                npt.NDArray[np.float32]]:
+        """The ANN query [u, 1] of a request, the history it came from, and that history's
+        query-side vectors (the last ``history_length`` of them)."""
+        extra = self._rows(query.history, "history")
+        history = self.user_history(query.user_id, extra)
+        length = self._tower.history_length
+        recent_vectors = await self._vectors(history.items[-length:], "query")
+        taste = await self._encode_query(query.taste) if query.taste.strip() else None
+        user = self._tower.user_vector(recent_vectors, history.weights[-length:], taste)
+        return self._tower.query(user), history, recent_vectors
+
+    def excluded(self, query: RecommendQuery, history: History) -> npt.NDArray[np.int64]:
+        """Rows a request must never get: its history (unless include_seen) and exclude_items."""
+        drop = self._rows(query.exclude_items, "exclude_items")
+        if not query.include_seen:
+            drop = np.concatenate([drop, history.items])
+        return np.unique(drop)
+
     async def recommend(self, query: RecommendQuery, deadline: Deadline = Deadline()) -> RecommendResult:
         check_k(query.k)
         check_diversity(query.diversity)
         item_filter = self._check_filter(query.item_filter)
-        extra = self._rows(query.history, "history")
         restrict = self._rows(query.restrict_to, "restrict_to") if query.restrict_to else None
-        history = self.user_history(query.user_id, extra)
-        recent = history.items[-self._config.max_history:]
-        recent_vectors = await self._vectors(recent)
-        personal = history_vector(recent_vectors, self._config.user_vectors.half_life,
-                                  history.weights[-self._config.max_history:])
-        taste = await self._encode_query(query.taste) if query.taste.strip() else None
-        vector = blend_user_vector(personal, len(recent), await self._popularity_prior(), taste,
-                                   self._config.user_vectors)
-        seen = np.unique(history.items) if not query.include_seen else np.zeros(0, np.int64)
-        retrieved = await self._retrieve(vector, query.k, item_filter, seen, restrict, deadline)
-        pop_weight = popularity_weight(len(recent), self._config.user_vectors) if taste is None else 0.0
-        if pop_weight > 0:
-            retrieved = await self._with_popular(retrieved, vector, query.k, item_filter, seen, restrict)
-        request = RerankRequest(query.k, seen, self._allowed(item_filter), self._popularity, pop_weight,
-                                query.diversity)
-        return self._finish(retrieved, request, deadline, self._history_reasons(recent, recent_vectors, query.taste))
-
-    async def _with_popular(self, retrieved: Retrieved, vector: npt.NDArray[np.float32], k: int,
-                            item_filter: ItemFilter | None, seen: npt.NDArray[np.int64],
-                            restrict: npt.NDArray[np.int64] | None) -> Retrieved:
-        """Add the most popular eligible items to the candidates, so the popularity prior can win."""
-        eligible = np.ones(len(self._items), dtype=bool) if item_filter is None else self._table.mask(item_filter)
-        eligible[seen] = False
-        if restrict is not None:
-            only = np.zeros(len(self._items), dtype=bool)
-            only[restrict] = True
-            eligible &= only
-        rows = self._popular_rows[eligible[self._popular_rows]][: self._n_candidates(k)]
-        rows = rows[~np.isin(rows, retrieved.candidates.ids)]
-        vectors = await self._vectors(rows)
-        c = retrieved.candidates
-        merged = Candidates(np.concatenate([c.ids, rows]), np.concatenate([c.scores, vectors @ vector]).astype(np.float32),
-                            np.concatenate([c.vectors, vectors]))
-        return Retrieved(merged, retrieved.missing_shards)
+        vector, history, recent_vectors = await self.user_query(query)
+        drop = self.excluded(query, history)
+        retrieved = await self._retrieve(vector, query.k, item_filter, drop, restrict, deadline)
+        request = RerankRequest(query.k, drop, self._allowed(item_filter), self._popularity, 0.0, query.diversity)
+        recent = history.items[-self._tower.history_length:]
+        return self._finish(self._without_bias(retrieved), request, deadline,
+                            self._history_reasons(recent, recent_vectors, query.taste))
 
     def _history_reasons(self, rows: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32], taste: str
                          ) -> ReasonFn:
+        """"because you watched X" with X the history item that adds most to the item's score."""
         def reason(pos: int, ranked: Candidates) -> tuple[str, str]:
             if len(rows):
-                closest = int(rows[int(np.argmax(vectors @ ranked.vectors[pos]))])
+                share = self._tower.contributions(vectors, ranked.vectors[pos][None, :])[0]
+                closest = int(rows[int(np.argmax(share))])
                 return f"because you watched {self._items.titles[closest]}", self._items.item_ids[closest]
             if taste.strip():
                 return f"matches your taste: {taste.strip()}", ""
@@ -221,32 +212,36 @@ class Recommender:
         return reason
 
     async def similar(self, query: SimilarQuery, deadline: Deadline = Deadline()) -> RecommendResult:
+        """Items for someone who just watched this one: the item as a one-item history."""
         check_k(query.k)
         item_filter = self._check_filter(query.item_filter)
         row = self._items.row_of(query.item_id)
         if row is None:
             raise InvalidInputError(f"item_id: unknown item id {query.item_id!r}")
-        vector = (await self._vectors(np.array([row], np.int64)))[0]
         drop = np.array([row], dtype=np.int64)
-        retrieved = await self._retrieve(vector, query.k, item_filter, drop, None, deadline)
+        user = self._tower.user_vector(await self._vectors(drop, "query"))
+        retrieved = await self._retrieve(self._tower.query(user), query.k, item_filter, drop, None, deadline)
         request = RerankRequest(query.k, drop, self._allowed(item_filter), self._popularity)
         title, item_id = self._items.titles[row], query.item_id
-        return self._finish(retrieved, request, deadline, lambda pos, ranked: (f"similar to {title}", item_id))
+        return self._finish(self._without_bias(retrieved), request, deadline,
+                            lambda pos, ranked: (f"similar to {title}", item_id))
 
     async def search(self, query: SearchQuery, deadline: Deadline = Deadline()) -> RecommendResult:
+        """Text search in the text space: cosine to the encoded query; an exact title ranks first."""
         check_k(query.k)
         item_filter = self._check_filter(query.item_filter)
         text = query.text.strip()
         if not text:
             raise InvalidInputError("text: must not be empty")
         vector = await self._encode_query(text)
-        retrieved = await self._retrieve(vector, query.k, item_filter, np.zeros(0, np.int64), None, deadline)
+        retrieved = await self._retrieve(vector, query.k, item_filter, np.zeros(0, np.int64), None, deadline,
+                                         space="text")
         title_rows = np.array(self._titles.get(normalize_title(text), []), dtype=np.int64)
         candidates = retrieved.candidates
         if len(title_rows):
             # An exact title match ranks first: people type titles into search boxes.
             missing = title_rows[~np.isin(title_rows, candidates.ids)]
-            vectors = await self._vectors(missing)
+            vectors = await self._vectors(missing, "text")
             candidates = Candidates(np.concatenate([candidates.ids, missing]),
                                     np.concatenate([candidates.scores, vectors @ vector]).astype(np.float32),
                                     np.concatenate([candidates.vectors, vectors]))

@@ -52,10 +52,12 @@ def keep_eligible(candidates: Candidates, drop: npt.NDArray[np.int64], allowed: 
 
 def mmr_order(scores: npt.NDArray[np.float32], vectors: npt.NDArray[np.float32], k: int, diversity: float
               ) -> npt.NDArray[np.int64]:
-    """Maximal marginal relevance: greedily pick argmax (1-λ)·score - λ·max-similarity-to-picked.
+    """Maximal marginal relevance: greedily pick argmax (1-λ)·relevance - λ·max-similarity-to-picked.
 
-    λ = ``diversity``; 0 gives plain score order. The first pick is always the best-scored
-    item (even at λ = 1). Returns positions, at most k.
+    λ = ``diversity``; 0 gives plain score order. Relevance is the score rescaled to 0..1 over
+    the candidates and similarity the cosine of the vectors, so the trade-off means the same
+    whatever the scale of a model's scores. The first pick is always the best-scored item
+    (even at λ = 1). Returns positions, at most k.
     """
     n = len(scores)
     k = min(k, n)
@@ -63,15 +65,19 @@ def mmr_order(scores: npt.NDArray[np.float32], vectors: npt.NDArray[np.float32],
         return np.zeros(0, dtype=np.int64)
     if diversity <= 0:
         return np.lexsort((np.arange(n), -scores))[:k].astype(np.int64)
-    similarity = vectors @ vectors.T
+    spread = float(scores.max() - scores.min())
+    relevance = (scores - scores.min()) / spread if spread > 0 else np.zeros(n, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = vectors / np.where(norms > 0, norms, 1.0)
+    similarity = unit @ unit.T
     picked: list[int] = []
     closest = np.full(n, -np.inf, dtype=np.float32)
     available = np.ones(n, dtype=bool)
     for step in range(k):
         if step == 0:  # nothing picked yet: the most relevant item opens the list
-            value = scores.astype(np.float64)
+            value = relevance.astype(np.float64)
         else:
-            value = (1.0 - diversity) * scores - diversity * closest
+            value = (1.0 - diversity) * relevance - diversity * closest
         value = np.where(available, value, -np.inf)
         best = int(np.argmax(value))
         picked.append(best)

@@ -9,6 +9,7 @@ answer is acceptable and says so in the response.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Sequence
@@ -34,7 +35,7 @@ class Retrieved:
 async def retrieve(shards: Sequence[ShardClient], query_vector: npt.NDArray[np.float32], query: ShardQuery,
                    timeout: float | None) -> Retrieved:
     """Search every shard for ``query_vector`` (float32[d]) and merge into the global top ``query.k``."""
-    query = ShardQuery(query.k, query.item_filter, query.exclude, query.restrict_to, with_vectors=True)
+    query = dataclasses.replace(query, with_vectors=True)
     tasks = [asyncio.ensure_future(shard.search(query_vector[None, :], query)) for shard in shards]
     done, pending = await asyncio.wait(tasks, timeout=None if timeout is None else max(timeout, 0.0))
     for task in pending:
@@ -71,15 +72,15 @@ async def retrieve(shards: Sequence[ShardClient], query_vector: npt.NDArray[np.f
 
 
 async def fetch_vectors(shards: Sequence[ShardClient], shard_of_row: npt.NDArray[np.int32],
-                        rows: npt.NDArray[np.int64], dimension: int) -> npt.NDArray[np.float32]:
-    """Vectors (float32[m, d], in the order of ``rows``) of items spread over the shards."""
+                        rows: npt.NDArray[np.int64], dimension: int, kind: str = "item") -> npt.NDArray[np.float32]:
+    """Vectors of ``kind`` (float32[m, d], in the order of ``rows``) of items spread over the shards."""
     out = np.zeros((len(rows), dimension), dtype=np.float32)
     if len(rows) == 0:
         return out
     owners = shard_of_row[rows]
     by_shard = {shard.shard: shard for shard in shards}
     groups = [(s, np.flatnonzero(owners == s)) for s in np.unique(owners).tolist()]
-    results = await asyncio.gather(*(by_shard[s].vectors(rows[pos]) for s, pos in groups))
+    results = await asyncio.gather(*(by_shard[s].vectors(rows[pos], kind) for s, pos in groups))
     for (_, pos), vectors in zip(groups, results):
         out[pos] = vectors
     return out

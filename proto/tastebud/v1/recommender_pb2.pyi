@@ -27,7 +27,7 @@ class Filter(_message.Message):
     def __init__(self, include: _Optional[_Iterable[_Union[AttributeValues, _Mapping]]] = ..., exclude: _Optional[_Iterable[_Union[AttributeValues, _Mapping]]] = ..., year_min: _Optional[int] = ..., year_max: _Optional[int] = ...) -> None: ...
 
 class RecommendRequest(_message.Message):
-    __slots__ = ("user_id", "history", "k", "filter", "include_seen", "restrict_to", "diversity", "taste")
+    __slots__ = ("user_id", "history", "k", "filter", "include_seen", "restrict_to", "diversity", "taste", "exclude_items")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +36,7 @@ class RecommendRequest(_message.Message):
     RESTRICT_TO_FIELD_NUMBER: _ClassVar[int]
     DIVERSITY_FIELD_NUMBER: _ClassVar[int]
     TASTE_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_ITEMS_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     history: _containers.RepeatedScalarFieldContainer[str]
     k: int
@@ -44,7 +45,8 @@ class RecommendRequest(_message.Message):
     restrict_to: _containers.RepeatedScalarFieldContainer[str]
     diversity: float
     taste: str
-    def __init__(self, user_id: _Optional[str] = ..., history: _Optional[_Iterable[str]] = ..., k: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., include_seen: _Optional[bool] = ..., restrict_to: _Optional[_Iterable[str]] = ..., diversity: _Optional[float] = ..., taste: _Optional[str] = ...) -> None: ...
+    exclude_items: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, user_id: _Optional[str] = ..., history: _Optional[_Iterable[str]] = ..., k: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., include_seen: _Optional[bool] = ..., restrict_to: _Optional[_Iterable[str]] = ..., diversity: _Optional[float] = ..., taste: _Optional[str] = ..., exclude_items: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SimilarItemsRequest(_message.Message):
     __slots__ = ("item_id", "k", "filter")

@@ -1,0 +1,116 @@
+"""Choose and fit the retrieval model of a build: learned two-tower, or text content alone.
+
+``auto`` trains the two-tower model when there are interactions enough to learn from and
+falls back to the content model otherwise (a new catalog with no history yet). A two-tower
+model must beat popularity on a validation split of the build's own data, or the build fails
+rather than publish it; its validation numbers and parameters go into the manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tastebud.embed.user_tower import UserTower, content_index_vectors, content_tower
+from tastebud.errors import InvalidInputError, ModelValidationError
+from tastebud.train.cache import ModelCache, training_key
+from tastebud.train.sequences import Sequences
+from tastebud.train.two_tower import TwoTowerConfig, TwoTowerWeights, train_two_tower
+from tastebud.train.validation import holdout_split, popularity_scores, ranking_metrics
+
+log = logging.getLogger(__name__)
+
+KINDS = ("auto", "two_tower", "content")
+MIN_EVENTS_TO_LEARN = 1000
+MIN_USERS_TO_LEARN = 20
+TASTE_WEIGHT = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalModel:
+    """Index vectors [n, D] (searched), query-side vectors [n, d] (pooled into users), the tower."""
+
+    kind: str
+    index_vectors: npt.NDArray[np.float32]
+    query_vectors: npt.NDArray[np.float32]
+    tower: UserTower
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def content_model(text_vectors: npt.NDArray[np.float32], popularity: npt.NDArray[np.float32]) -> RetrievalModel:
+    vectors = content_index_vectors(text_vectors, popularity)
+    return RetrievalModel("content", vectors, np.ascontiguousarray(text_vectors, dtype=np.float32), content_tower(),
+                          {"kind": "content", "dimension": int(vectors.shape[1])})
+
+
+def _tower(weights: TwoTowerWeights) -> UserTower:
+    return UserTower(weights.recency_weights, weights.text_projection, normalize=False, taste_weight=TASTE_WEIGHT)
+
+
+def _score_with(weights: TwoTowerWeights):
+    tower = _tower(weights)
+
+    def score(_: int, history: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        recent = history[-tower.history_length:]
+        return weights.index_vectors @ tower.query(tower.user_vector(weights.query_vectors[recent]))
+    return score
+
+
+def two_tower_model(text_vectors: npt.NDArray[np.float32], seqs: Sequences, config: TwoTowerConfig,
+                    cache_dir: Path | None, progress: bool = False) -> RetrievalModel:
+    """Validate on a held-out tail, then train on everything; cached by the exact training data."""
+    key = training_key(seqs.fingerprint(), text_vectors, config.as_dict())
+    cache = ModelCache(cache_dir) if cache_dir is not None else None
+    cached = cache.get(key) if cache is not None else None
+    if cached is not None:
+        arrays, meta = cached
+        weights = TwoTowerWeights(arrays["index_vectors"], arrays["query_vectors"], arrays["recency_weights"],
+                                  arrays["text_projection"], float(meta["final_loss"]), float(meta["seconds"]))
+        validation = meta["validation"]
+    else:
+        holdout = holdout_split(seqs)
+        log.info("two-tower: validating on the last 20%% of %d users' histories", len(holdout.targets))
+        trial = train_two_tower(text_vectors, holdout.prefix, config, progress)
+        model_metrics = ranking_metrics(_score_with(trial), holdout)
+        popular = popularity_scores(holdout.prefix)
+        popularity_metrics = ranking_metrics(lambda _u, _h: popular, holdout)
+        validation = {"model": model_metrics, "popularity": popularity_metrics, "seconds": round(trial.seconds, 2)}
+        log.info("two-tower validation NDCG@10 %.4f vs popularity %.4f", model_metrics["ndcg@10"],
+                 popularity_metrics["ndcg@10"])
+        if holdout.targets and model_metrics["ndcg@10"] <= popularity_metrics["ndcg@10"]:
+            raise ModelValidationError(
+                f"the two-tower model does worse than popularity on validation (NDCG@10 "
+                f"{model_metrics['ndcg@10']:.4f} <= {popularity_metrics['ndcg@10']:.4f}); not publishing it. "
+                "Use --retrieval content, or give it more interactions")
+        weights = train_two_tower(text_vectors, seqs, config, progress)
+        if cache is not None:
+            cache.put(key, {"index_vectors": weights.index_vectors, "query_vectors": weights.query_vectors,
+                            "recency_weights": weights.recency_weights, "text_projection": weights.text_projection},
+                      {"final_loss": weights.final_loss, "seconds": weights.seconds, "validation": validation})
+    info = {"kind": "two_tower", "dimension": int(weights.index_vectors.shape[1]), "config": config.as_dict(),
+            "validation": validation, "training_seconds": round(weights.seconds, 2),
+            "final_loss": round(weights.final_loss, 4), "training_key": key,
+            "recency_weights_first10": [round(float(w), 3) for w in weights.recency_weights[:10]]}
+    return RetrievalModel("two_tower", weights.index_vectors, weights.query_vectors, _tower(weights), info)
+
+
+def fit_retrieval(kind: str, text_vectors: npt.NDArray[np.float32], seqs: Sequences,
+                  popularity: npt.NDArray[np.float32], config: TwoTowerConfig, cache_dir: Path | None,
+                  progress: bool = False) -> RetrievalModel:
+    """The retrieval model of a build, by ``kind`` (auto, two_tower, content)."""
+    if kind not in KINDS:
+        raise InvalidInputError(f"--retrieval must be one of {', '.join(KINDS)}, got {kind!r}")
+    if kind == "auto":
+        enough = len(seqs.items) >= MIN_EVENTS_TO_LEARN and len(seqs) >= MIN_USERS_TO_LEARN
+        kind = "two_tower" if enough else "content"
+        if not enough:
+            log.info("only %d events of %d users: using the content model (two-tower needs >= %d events, "
+                     ">= %d users)", len(seqs.items), len(seqs), MIN_EVENTS_TO_LEARN, MIN_USERS_TO_LEARN)
+    if kind == "content":
+        return content_model(text_vectors, popularity)
+    return two_tower_model(text_vectors, seqs, config, cache_dir, progress)

@@ -1,0 +1,232 @@
+"""The retrieval model: a two-tower network over text embeddings and item ids, in PyTorch.
+
+Item tower:  p_j = A t_j + drop(e_j),   bias b_j = c . t_j + drop(beta_j)
+Query side:  q_i = B t_i + drop(f_i)    (each history item's contribution to a user)
+User tower:  u = sum_k w_k q_(h_k) / sum_k w_k over the last L history items, where w_k is a
+             learned weight per recency position (softplus; position 0 = most recent).
+Score:       s(u, j) = u . p_j + b_j, i.e. the inner product of [u, 1] and [p_j, b_j]: one
+             ANN search over the index vectors [p_j, b_j] serves it.
+
+``t`` are the frozen sentence-transformer embeddings of the items' text. The id embeddings
+(``e``, ``f``, ``beta``) are dropped at random in training (``id_dropout``), and a second loss
+scores with the text parts alone (``content_loss``), so an item never seen in training still
+gets a good vector from its metadata: a new release is retrievable at once. Histories are cut
+to their last 1-5 items at random (``short_history``) so the model also serves users with
+almost no history. A user with no history at all scores b_j: a learned popularity prior.
+Training is next-item prediction with a softmax over all items (sampled negatives above
+``full_softmax_max`` items), the user's own history masked out. CPU, seeded, deterministic.
+
+The user tower is a weighted mean: serving runs it in numpy (``embed.user_tower``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+from tastebud.errors import InvalidInputError
+from tastebud.train.sequences import Sequences
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TwoTowerConfig:
+    """Hyper-parameters; the defaults were chosen on a validation split of MovieLens 100K train data."""
+
+    dim: int = 64
+    history: int = 50
+    epochs: int = 10
+    batch_size: int = 1024
+    learning_rate: float = 3e-3
+    id_dropout: float = 0.3
+    content_loss: float = 0.5
+    short_history: float = 0.3
+    full_softmax_max: int = 50_000
+    sampled_negatives: int = 4096
+    seed: int = 0
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        checks = {"dim": (1, 4096), "history": (1, 10_000), "epochs": (1, 1000), "batch_size": (1, 1 << 20),
+                  "full_softmax_max": (1, 1 << 30), "sampled_negatives": (1, 1 << 24), "threads": (0, 256)}
+        for name, (lo, hi) in checks.items():
+            value = getattr(self, name)
+            if not lo <= value <= hi:
+                raise InvalidInputError(f"two-tower {name} must be within {lo}..{hi}, got {value}")
+        for name in ("id_dropout", "short_history"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise InvalidInputError(f"two-tower {name} must be within [0, 1), got {getattr(self, name)}")
+        if self.learning_rate <= 0 or self.content_loss < 0:
+            raise InvalidInputError("two-tower learning_rate must be > 0 and content_loss >= 0")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class TwoTowerWeights:
+    """What serving needs, as numpy: item vectors with their bias column, query-side vectors,
+    recency weights (most recent first), and the text projection of the query side (for a
+    free-text taste). Shapes: [n, d+1], [n, d], [L], [text_dim, d].
+
+    ``torch_user_vector(history)`` (item rows, oldest first -> u float32[d]) runs the training
+    code's own pooling over the trained model, so tests can pin serving's numpy user tower to
+    it; it is only set on freshly trained weights (None when loaded from the model cache)."""
+
+    index_vectors: npt.NDArray[np.float32]
+    query_vectors: npt.NDArray[np.float32]
+    recency_weights: npt.NDArray[np.float32]
+    text_projection: npt.NDArray[np.float32]
+    final_loss: float
+    seconds: float
+    torch_user_vector: Callable[[npt.NDArray[np.int64]], npt.NDArray[np.float32]] | None = field(
+        default=None, repr=False, compare=False)
+
+
+def _examples(seqs: Sequences, history: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(history rows [m, L] left-padded with n, next item [m]) for every position of every user."""
+    n, pad = seqs.n_items, seqs.n_items
+    hist, target = [], []
+    for u in range(len(seqs)):
+        s = seqs.of(u)
+        for t in range(1, len(s)):
+            h = s[max(0, t - history):t]
+            hist.append(np.concatenate([np.full(history - len(h), pad, dtype=np.int64), h]))
+            target.append(s[t])
+    if not target:
+        raise InvalidInputError("no user has two or more interactions: nothing to learn a next item from")
+    del n
+    return np.stack(hist), np.array(target, dtype=np.int64)
+
+
+def train_two_tower(text_vectors: npt.NDArray[np.float32], seqs: Sequences, config: TwoTowerConfig,
+                    progress: bool = False) -> TwoTowerWeights:
+    """Fit the model on ``seqs`` (item rows index ``text_vectors``); returns numpy weights."""
+    import torch
+    from tqdm.auto import tqdm
+
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    n, text_dim = text_vectors.shape
+    L, d = config.history, config.dim
+    hist_np, target_np = _examples(seqs, L)
+    hist_all, target_all = torch.from_numpy(hist_np), torch.from_numpy(target_np)
+    text = torch.from_numpy(np.ascontiguousarray(text_vectors, dtype=np.float32))
+
+    class Model(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.A = torch.nn.Linear(text_dim, d, bias=False)
+            self.B = torch.nn.Linear(text_dim, d, bias=False)
+            self.c = torch.nn.Linear(text_dim, 1)
+            self.e = torch.nn.Embedding(n, d)
+            self.f = torch.nn.Embedding(n, d)
+            self.beta = torch.nn.Embedding(n, 1)
+            for emb in (self.e, self.f):
+                torch.nn.init.normal_(emb.weight, std=0.01)
+            torch.nn.init.zeros_(self.beta.weight)
+            self.recency = torch.nn.Parameter(torch.zeros(L))  # index 0 = most recent
+
+        def towers(self, keep: "torch.Tensor"):
+            p = self.A(text) + keep * self.e.weight
+            b = self.c(text).squeeze(1) + keep.squeeze(1) * self.beta.weight[:, 0]
+            q = self.B(text) + keep * self.f.weight
+            return p, b, q
+
+        def weights(self) -> "torch.Tensor":
+            return torch.nn.functional.softplus(self.recency)
+
+        def user(self, q: "torch.Tensor", hist: "torch.Tensor") -> "torch.Tensor":
+            q_padded = torch.cat([q, torch.zeros(1, d)])
+            w = self.weights().flip(0)[None, :] * (hist < n).float()  # hist is oldest..newest
+            return (w[:, :, None] * q_padded[hist]).sum(1) / w.sum(1, keepdim=True).clamp_min(1e-6)
+
+    model = Model()
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    sampled = n > config.full_softmax_max
+    generator = torch.Generator().manual_seed(config.seed)
+    total_loss, seen = 0.0, 0
+    bar = tqdm(total=config.epochs, desc="two-tower", unit="epoch", disable=not progress)
+    for _ in range(config.epochs):
+        total_loss, seen = 0.0, 0
+        order = torch.randperm(len(target_all), generator=generator)
+        for start in range(0, len(order), config.batch_size):
+            idx = order[start:start + config.batch_size]
+            hist, target = hist_all[idx], target_all[idx]
+            if config.short_history > 0:
+                keep_last = torch.randint(1, 6, (len(idx), 1), generator=generator)
+                cut = (torch.rand(len(idx), 1, generator=generator) < config.short_history) & \
+                      (torch.arange(L)[None, :] < L - keep_last)
+                hist = hist.masked_fill(cut, n)
+            keep = (torch.rand(n, 1, generator=generator) >= config.id_dropout).float()
+            p, b, q = model.towers(keep)
+            u = model.user(q, hist)
+            if sampled:
+                negatives = torch.from_numpy(rng.integers(0, n, config.sampled_negatives))
+                candidates, labels = torch.unique(torch.cat([target, negatives]), return_inverse=True)
+                labels = labels[: len(target)]
+            else:
+                candidates, labels = None, target
+            loss = _softmax_loss(u, p, b, hist, labels, candidates, n)
+            if config.content_loss > 0:
+                p0, b0, _ = model.towers(torch.zeros(n, 1))
+                loss = loss + config.content_loss * _softmax_loss(u, p0, b0, hist, labels, candidates, n)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total_loss += float(loss) * len(idx)
+            seen += len(idx)
+        bar.set_postfix(loss=f"{total_loss / seen:.3f}")
+        bar.update()
+    bar.close()
+    with torch.no_grad():
+        # An item that was never a target has an id embedding (e_j, beta_j) trained only as a
+        # negative, and one never in a history an untrained f_j: export those from text alone,
+        # the id-dropped state the model was trained to serve (a new release is not buried).
+        as_target = torch.zeros(n, 1).index_fill_(0, target_all, 1.0)
+        in_history = torch.zeros(n + 1, 1).index_fill_(0, hist_all.flatten(), 1.0)[:n]
+        p, b, _ = model.towers(as_target)
+        q = model.towers(in_history)[2]
+        weights = model.weights().numpy().astype(np.float32)
+        projection = model.B.weight.T.numpy().astype(np.float32)
+    index_vectors = np.concatenate([p.numpy(), b.numpy()[:, None]], axis=1).astype(np.float32)
+    seconds = time.perf_counter() - started
+    log.info("two-tower: %d examples, %d epochs, loss %.3f, %.1fs", len(target_all), config.epochs,
+             total_loss / max(seen, 1), seconds)
+
+    def torch_user_vector(history: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        recent = np.asarray(history, dtype=np.int64)[-L:]
+        padded = np.concatenate([np.full(L - len(recent), n, dtype=np.int64), recent])
+        with torch.no_grad():
+            return model.user(q, torch.from_numpy(padded)[None, :])[0].numpy().astype(np.float32)
+
+    return TwoTowerWeights(np.ascontiguousarray(index_vectors), np.ascontiguousarray(q.numpy().astype(np.float32)),
+                           weights, np.ascontiguousarray(projection), total_loss / max(seen, 1), seconds,
+                           torch_user_vector)
+
+
+def _softmax_loss(u, p, b, hist, labels, candidates, n: int):
+    """Cross-entropy of the next item against all (or sampled) items, history items masked."""
+    import torch
+
+    if candidates is None:
+        logits = u @ p.T + b
+        history_mask = torch.zeros_like(logits, dtype=torch.bool)
+        safe = hist.clamp_max(n - 1)
+        history_mask.scatter_(1, safe, hist < n)
+    else:
+        logits = u @ p[candidates].T + b[candidates]
+        history_mask = (hist[:, :, None] == candidates[None, None, :]).any(1)
+    target_mask = torch.zeros_like(history_mask)
+    target_mask[torch.arange(len(labels)), labels] = True
+    logits = logits.masked_fill(history_mask & ~target_mask, -1e9)
+    return torch.nn.functional.cross_entropy(logits, labels)
