@@ -30,7 +30,9 @@ from tastebud.index.manifest import MANIFEST_NAME, Manifest, ModelInfo, ShardEnt
 from tastebud.index.publish import new_version_name, publish, staging_dir
 from tastebud.index.sharding import assign_shards
 from tastebud.ingest.model import Dataset
-from tastebud.train.retrieval import fit_retrieval
+from tastebud.server.features import cooccurrence_neighbours
+from tastebud.train.ranker import RankerConfig
+from tastebud.train.retrieval import CatalogSignals, fit_retrieval
 from tastebud.train.sequences import build_sequences
 from tastebud.train.two_tower import TwoTowerConfig
 
@@ -53,6 +55,7 @@ class BuildOptions:
     store_high_water: int = 0
     retrieval: str = "auto"
     two_tower: TwoTowerConfig = field(default_factory=TwoTowerConfig)
+    ranker: RankerConfig | None = field(default_factory=RankerConfig)
 
     def __post_init__(self) -> None:
         if not 1 <= self.n_shards <= MAX_SHARDS:
@@ -106,8 +109,12 @@ def build_index(dataset: Dataset, encoder: Encoder, out_root: Path, options: Bui
 
     with _timed(seconds, "train"):
         sequences = build_sequences(log_, catalog.item_ids)
+        years = years_array(catalog.years)
         model = fit_retrieval(options.retrieval, text_vectors, sequences, popularity, options.two_tower,
-                              cache_root / "models", options.progress)
+                              cache_root / "models", options.progress,
+                              catalog=CatalogSignals(years, dict(catalog.attributes)), ranker_config=options.ranker)
+        neighbours = cooccurrence_neighbours([sequences.of(u) for u in range(len(sequences))], len(catalog)) \
+            if model.ranker is not None else None
 
     with _timed(seconds, "shard"):
         shard = assign_shards(catalog.item_ids, options.n_shards)
@@ -119,11 +126,19 @@ def build_index(dataset: Dataset, encoder: Encoder, out_root: Path, options: Bui
     with _timed(seconds, "write"), staging_dir(out_root) as staging:
         import faiss
 
-        store = ItemStore(catalog.item_ids, catalog.titles, catalog.texts, years_array(catalog.years),
+        store = ItemStore(catalog.item_ids, catalog.titles, catalog.texts, years,
                           dict(catalog.attributes), popularity, shard)
         store.write(staging / "items.parquet")
         histories.write(staging / "users.parquet")
         model.tower.save(staging / "user_tower.npz")
+        extra_files = []
+        retrieval_info = {**model.info, "user_tower": "user_tower.npz"}
+        if model.ranker is not None and neighbours is not None:
+            (staging / "ranker.txt").write_text(model.ranker, encoding="utf-8")
+            with open(staging / "neighbours.npz", "wb") as f:
+                np.savez(f, ids=neighbours[0], sims=neighbours[1])
+            extra_files = ["ranker.txt", "neighbours.npz"]
+            retrieval_info["ranker"] = {"model": "ranker.txt", "neighbours": "neighbours.npz"}
         entries = []
         for s, rows in enumerate(shard_rows):
             stem = f"shard-{s:03d}"
@@ -137,7 +152,8 @@ def build_index(dataset: Dataset, encoder: Encoder, out_root: Path, options: Bui
                 np.save(staging / files[f"{name}_vectors"], np.ascontiguousarray(vectors[rows]), allow_pickle=False)
             entries.append(ShardEntry(shard=s, count=int(len(rows)), files=files))
         version = new_version_name(out_root)
-        names = ["items.parquet", "users.parquet", "user_tower.npz"] + [n for e in entries for n in e.files.values()]
+        names = ["items.parquet", "users.parquet", "user_tower.npz", *extra_files] + \
+            [n for e in entries for n in e.files.values()]
         build_params: dict[str, Any] = {
             "n_shards": options.n_shards, "factory_requested": options.factory,
             "exact_threshold": options.exact_threshold, "tuning": asdict(options.tuning), "seed": options.seed,
@@ -147,7 +163,7 @@ def build_index(dataset: Dataset, encoder: Encoder, out_root: Path, options: Bui
         manifest = Manifest(
             version=version, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             model=ModelInfo(encoder.name, encoder.fingerprint, encoder.dimension, normalized=True),
-            retrieval={**model.info, "user_tower": "user_tower.npz"},
+            retrieval=retrieval_info,
             metric="inner_product", factory=factory, n_items=len(catalog), n_users=len(histories),
             n_events=histories.n_events, shards=tuple(entries), files=describe_files(staging, names),
             filter_attributes=tuple(sorted(catalog.attributes)), build=build_params,

@@ -21,6 +21,7 @@ from tastebud.index.items import ItemStore
 from tastebud.index.manifest import Manifest, read_manifest, verify_files
 from tastebud.index.publish import resolve_version_dir
 from tastebud.index.shards import LocalShard
+from tastebud.server.learned_ranker import LearnedRanker
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class LoadedIndex:
     histories: UserHistories
     shards: tuple[LocalShard, ...]
     tower: UserTower
+    ranker: LearnedRanker | None = None
 
 
 def check_model(manifest: Manifest, fingerprint: str, dimension: int, source: str) -> None:
@@ -71,4 +73,8 @@ def open_index(path: Path, *, fingerprint: str, dimension: int, tuning: SearchTu
                                   f"the item store {len(items)}")
     log.info("loaded index %s: %d items, %d users, %d shards (%s, %s retrieval)", manifest.version, len(items),
              len(histories), len(shards), manifest.factory, manifest.retrieval["kind"])
-    return LoadedIndex(version_dir, manifest, items, histories, shards, tower)
+    ranker = None
+    if manifest.retrieval.get("ranker"):
+        files = manifest.retrieval["ranker"]
+        ranker = LearnedRanker.load(version_dir / files["model"], version_dir / files["neighbours"], items)
+    return LoadedIndex(version_dir, manifest, items, histories, shards, tower, ranker)

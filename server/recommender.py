@@ -28,6 +28,7 @@ from tastebud.index.items import ItemStore
 from tastebud.index.load import LoadedIndex
 from tastebud.index.shards import ShardClient, ShardQuery
 from tastebud.ingest.interaction_store import StoredInteraction
+from tastebud.server.features import UserContext, candidate_features
 from tastebud.server.domain import (Deadline, IndexSummary, NewInteraction, Recommendation, RecommendQuery,
                                     RecommendResult, SearchQuery, SimilarQuery, check_diversity, check_k)
 from tastebud.server.live_history import LiveHistories
@@ -49,8 +50,9 @@ class RecommenderConfig:
     """Serving knobs. Candidates fetched = max(k * overfetch, min_candidates), capped by catalog size."""
 
     overfetch: int = 3
-    min_candidates: int = 100
+    min_candidates: int = 200
     rerank_reserve_seconds: float = 0.002
+    ranker_reserve_seconds: float = 0.004
 
 
 def normalize_title(text: str) -> str:
@@ -128,8 +130,8 @@ class Recommender:
         return await retrieve(self._shards, vector, query, deadline.remaining())
 
     def _finish(self, retrieved: Retrieved, request: RerankRequest, deadline: Deadline,
-                reasons: ReasonFn) -> RecommendResult:
-        notes: list[str] = []
+                reasons: ReasonFn, note: str | None = None) -> RecommendResult:
+        notes: list[str] = [note] if note else []
         remaining = deadline.remaining()
         if remaining is not None and remaining < self._config.rerank_reserve_seconds:
             request = dataclasses.replace(request, diversity=0.0)
@@ -193,10 +195,32 @@ class Recommender:
         vector, history, recent_vectors = await self.user_query(query)
         drop = self.excluded(query, history)
         retrieved = await self._retrieve(vector, query.k, item_filter, drop, restrict, deadline)
-        request = RerankRequest(query.k, drop, self._allowed(item_filter), self._popularity, 0.0, query.diversity)
         recent = history.items[-self._tower.history_length:]
+        scores, note = await self._learned_scores(retrieved, history, vector, deadline)
+        request = RerankRequest(query.k, drop, self._allowed(item_filter), self._popularity, 0.0, query.diversity,
+                                ranker_scores=scores)
         return self._finish(self._without_bias(retrieved), request, deadline,
-                            self._history_reasons(recent, recent_vectors, query.taste))
+                            self._history_reasons(recent, recent_vectors, query.taste), note)
+
+    async def _learned_scores(self, retrieved: Retrieved, history: History, vector: npt.NDArray[np.float32],
+                              deadline: Deadline) -> tuple[npt.NDArray[np.float32] | None, str | None]:
+        """The learned ranker's scores of the candidates, or None (no ranker, or no time left)."""
+        ranker = self._index.ranker
+        if ranker is None or len(retrieved.candidates) == 0:
+            return None, None
+        remaining = deadline.remaining()
+        if remaining is not None and remaining < self._config.ranker_reserve_seconds:
+            return None, "learned re-ranking skipped to meet the deadline: retrieval order"
+        candidates = retrieved.candidates
+        recent = history.items[-self._tower.history_length:]
+        text_history, text_candidates = await asyncio.gather(self._vectors(recent, "text"),
+                                                             self._vectors(candidates.ids, "text"))
+        weights = self._tower.weights_for(len(recent)) * history.weights[-len(recent):] if len(recent) else \
+            np.zeros(0, np.float32)
+        context = UserContext(recent, weights.astype(np.float32), text_history, vector[:-1])
+        features = candidate_features(ranker.signals, context, candidates.ids, candidates.scores, candidates.vectors,
+                                      text_candidates)
+        return ranker.score(features), None
 
     def _history_reasons(self, rows: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32], taste: str
                          ) -> ReasonFn:

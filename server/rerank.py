@@ -22,7 +22,9 @@ class RerankRequest:
 
     ``drop`` are global ids never to return (seen items, the query item); ``allowed`` is
     bool[n_items] from the filter (None: no filter); ``popularity`` is float32[n_items] in 0..1
-    and ``popularity_weight`` how much of it to add to each score; ``diversity`` in 0..1.
+    and ``popularity_weight`` how much of it to add to each score; ``diversity`` in 0..1;
+    ``ranker_scores`` (float32[m], aligned with the candidates), when a learned ranker ran,
+    replace the retrieval scores.
     """
 
     k: int
@@ -31,6 +33,7 @@ class RerankRequest:
     popularity: npt.NDArray[np.float32]
     popularity_weight: float = 0.0
     diversity: float = 0.0
+    ranker_scores: npt.NDArray[np.float32] | None = None
 
 
 class Reranker(Protocol):
@@ -87,9 +90,11 @@ def mmr_order(scores: npt.NDArray[np.float32], vectors: npt.NDArray[np.float32],
 
 
 class RuleReranker:
-    """Seen/filter removal, popularity blend, then top-k or MMR."""
+    """Seen/filter removal, learned scores when given, popularity blend, then top-k or MMR."""
 
     def rerank(self, candidates: Candidates, request: RerankRequest) -> Candidates:
+        if request.ranker_scores is not None:
+            candidates = Candidates(candidates.ids, request.ranker_scores.astype(np.float32), candidates.vectors)
         eligible = candidates.take(keep_eligible(candidates, request.drop, request.allowed))
         scores = eligible.scores + np.float32(request.popularity_weight) * request.popularity[eligible.ids]
         order = mmr_order(scores.astype(np.float32), eligible.vectors, request.k, request.diversity)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ class ModelCache:
             with np.load(arrays_path, allow_pickle=False) as data:
                 arrays = {name: data[name] for name in data.files}
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, EOFError) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # a truncated .npz is a BadZipFile
             log.warning("ignoring damaged model cache entry %s: %s", key[:12], exc)
             return None
         log.info("reusing the trained model cached for this exact training data (%s)", key[:12])

@@ -19,6 +19,7 @@ import numpy.typing as npt
 from tastebud.embed.user_tower import UserTower, content_index_vectors, content_tower
 from tastebud.errors import InvalidInputError, ModelValidationError
 from tastebud.train.cache import ModelCache, training_key
+from tastebud.train.ranker import RankerConfig, train_ranker
 from tastebud.train.sequences import Sequences
 from tastebud.train.two_tower import TwoTowerConfig, TwoTowerWeights, train_two_tower
 from tastebud.train.validation import holdout_split, popularity_scores, ranking_metrics
@@ -32,6 +33,14 @@ TASTE_WEIGHT = 1.0
 
 
 @dataclass(frozen=True, slots=True)
+class CatalogSignals:
+    """The catalog facts the re-ranker's features use: years and filterable attributes."""
+
+    years: npt.NDArray[np.int32]
+    attributes: dict[str, list[tuple[str, ...]]]
+
+
+@dataclass(frozen=True, slots=True)
 class RetrievalModel:
     """Index vectors [n, D] (searched), query-side vectors [n, d] (pooled into users), the tower."""
 
@@ -40,6 +49,7 @@ class RetrievalModel:
     query_vectors: npt.NDArray[np.float32]
     tower: UserTower
     info: dict[str, Any] = field(default_factory=dict)
+    ranker: str | None = None
 
 
 def content_model(text_vectors: npt.NDArray[np.float32], popularity: npt.NDArray[np.float32]) -> RetrievalModel:
@@ -62,9 +72,13 @@ def _score_with(weights: TwoTowerWeights):
 
 
 def two_tower_model(text_vectors: npt.NDArray[np.float32], seqs: Sequences, config: TwoTowerConfig,
-                    cache_dir: Path | None, progress: bool = False) -> RetrievalModel:
-    """Validate on a held-out tail, then train on everything; cached by the exact training data."""
-    key = training_key(seqs.fingerprint(), text_vectors, config.as_dict())
+                    cache_dir: Path | None, progress: bool = False, *, catalog: CatalogSignals | None = None,
+                    ranker_config: RankerConfig | None = None) -> RetrievalModel:
+    """Validate on a held-out tail (and train the re-ranker there), then train on everything.
+
+    Cached by the exact training data and configuration."""
+    settings = {"two_tower": config.as_dict(), "ranker": ranker_config.as_dict() if ranker_config else None}
+    key = training_key(seqs.fingerprint(), text_vectors, settings)
     cache = ModelCache(cache_dir) if cache_dir is not None else None
     cached = cache.get(key) if cache is not None else None
     if cached is not None:
@@ -72,6 +86,7 @@ def two_tower_model(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
         weights = TwoTowerWeights(arrays["index_vectors"], arrays["query_vectors"], arrays["recency_weights"],
                                   arrays["text_projection"], float(meta["final_loss"]), float(meta["seconds"]))
         validation = meta["validation"]
+        ranker = meta.get("ranker")
     else:
         holdout = holdout_split(seqs)
         log.info("two-tower: validating on the last 20%% of %d users' histories", len(holdout.targets))
@@ -87,21 +102,28 @@ def two_tower_model(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
                 f"the two-tower model does worse than popularity on validation (NDCG@10 "
                 f"{model_metrics['ndcg@10']:.4f} <= {popularity_metrics['ndcg@10']:.4f}); not publishing it. "
                 "Use --retrieval content, or give it more interactions")
+        ranker = None
+        if ranker_config is not None and catalog is not None:
+            ranker, validation["ranker"] = train_ranker(
+                holdout, _tower(trial), trial.index_vectors, trial.query_vectors, text_vectors, catalog.years,
+                catalog.attributes, ranker_config)
         weights = train_two_tower(text_vectors, seqs, config, progress)
         if cache is not None:
             cache.put(key, {"index_vectors": weights.index_vectors, "query_vectors": weights.query_vectors,
                             "recency_weights": weights.recency_weights, "text_projection": weights.text_projection},
-                      {"final_loss": weights.final_loss, "seconds": weights.seconds, "validation": validation})
+                      {"final_loss": weights.final_loss, "seconds": weights.seconds, "validation": validation,
+                       "ranker": ranker})
     info = {"kind": "two_tower", "dimension": int(weights.index_vectors.shape[1]), "config": config.as_dict(),
             "validation": validation, "training_seconds": round(weights.seconds, 2),
             "final_loss": round(weights.final_loss, 4), "training_key": key,
             "recency_weights_first10": [round(float(w), 3) for w in weights.recency_weights[:10]]}
-    return RetrievalModel("two_tower", weights.index_vectors, weights.query_vectors, _tower(weights), info)
+    return RetrievalModel("two_tower", weights.index_vectors, weights.query_vectors, _tower(weights), info, ranker)
 
 
 def fit_retrieval(kind: str, text_vectors: npt.NDArray[np.float32], seqs: Sequences,
                   popularity: npt.NDArray[np.float32], config: TwoTowerConfig, cache_dir: Path | None,
-                  progress: bool = False) -> RetrievalModel:
+                  progress: bool = False, *, catalog: CatalogSignals | None = None,
+                  ranker_config: RankerConfig | None = None) -> RetrievalModel:
     """The retrieval model of a build, by ``kind`` (auto, two_tower, content)."""
     if kind not in KINDS:
         raise InvalidInputError(f"--retrieval must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -113,4 +135,5 @@ def fit_retrieval(kind: str, text_vectors: npt.NDArray[np.float32], seqs: Sequen
                      ">= %d users)", len(seqs.items), len(seqs), MIN_EVENTS_TO_LEARN, MIN_USERS_TO_LEARN)
     if kind == "content":
         return content_model(text_vectors, popularity)
-    return two_tower_model(text_vectors, seqs, config, cache_dir, progress)
+    return two_tower_model(text_vectors, seqs, config, cache_dir, progress, catalog=catalog,
+                           ranker_config=ranker_config)

@@ -121,6 +121,9 @@ def train_two_tower(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
     hist_np, target_np = _examples(seqs, L)
     hist_all, target_all = torch.from_numpy(hist_np), torch.from_numpy(target_np)
     text = torch.from_numpy(np.ascontiguousarray(text_vectors, dtype=np.float32))
+    # Items no one interacted with have nothing to learn an id embedding from (only noise, as
+    # negatives): their id parts stay off, in training and in the exported vectors.
+    has_events = torch.from_numpy(np.bincount(seqs.items, minlength=n) > 0).float()[:, None]
 
     class Model(torch.nn.Module):
         def __init__(self) -> None:
@@ -167,7 +170,7 @@ def train_two_tower(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
                 cut = (torch.rand(len(idx), 1, generator=generator) < config.short_history) & \
                       (torch.arange(L)[None, :] < L - keep_last)
                 hist = hist.masked_fill(cut, n)
-            keep = (torch.rand(n, 1, generator=generator) >= config.id_dropout).float()
+            keep = (torch.rand(n, 1, generator=generator) >= config.id_dropout).float() * has_events
             p, b, q = model.towers(keep)
             u = model.user(q, hist)
             if sampled:

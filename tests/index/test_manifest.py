@@ -11,15 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tastebud.embed.user_tower import content_tower
 from tastebud.errors import IndexIntegrityError, InvalidInputError, PreconditionError
 from tastebud.index import build as build_module
 from tastebud.index.build import BuildOptions, build_index
 from tastebud.index.load import open_index
-from tastebud.index.manifest import FORMAT_VERSION, MANIFEST_NAME, read_manifest
+from tastebud.index.manifest import FORMAT_VERSION, MANIFEST_NAME, SPACES, read_manifest
 from tastebud.index.publish import CURRENT, new_version_name, resolve_version_dir
 from tastebud.index.sharding import assign_shards
 from tastebud.ingest.model import Catalog, Dataset, LoadReport, sorted_interaction_log
 
+FORMATS = Path(__file__).parent / "formats"  # one small index of each old format
 N_ITEMS = 30
 N_SHARDS = 3
 GENRES = ["drama", "comedy", "horror"]
@@ -45,7 +47,10 @@ def tiny_dataset(n_items: int = N_ITEMS, changed: dict[int, str] | None = None, 
     return Dataset(catalog, log, LoadReport(items_read=n_items, interactions_read=20))
 
 
-OPTIONS = BuildOptions(n_shards=N_SHARDS, progress=False)
+# The content model: these tests are about building and publishing, not about learning from 20 events.
+OPTIONS = BuildOptions(n_shards=N_SHARDS, progress=False, retrieval="content")
+SHARD_FILES = {"item_index": "item.faiss", "item_vectors": "item.npy", "text_index": "text.faiss",
+               "text_vectors": "text.npy", "query_vectors": "query.npy", "ids": "ids.npy"}
 
 
 @pytest.fixture
@@ -96,14 +101,26 @@ def test_build_publishes_a_version_that_loads(root, built):
     assert [s.info().count for s in index.shards] == expected_counts.tolist()
     assert index.items.item_ids == tiny_dataset().catalog.item_ids
     assert len(index.histories.get("u0")) == 4 and len(index.histories.get("nobody")) == 0
+    assert manifest.retrieval == {"kind": "content", "dimension": 33, "user_tower": "user_tower.npz"}
+    tower, expected = index.tower, content_tower()  # the content model's tower, saved and loaded
+    np.testing.assert_array_equal(tower.recency_weights, expected.recency_weights)
+    assert (tower.text_projection, tower.normalize, tower.taste_weight) == (None, True, expected.taste_weight)
+    for shard in index.shards:  # both spaces load with their own dimensions, and the query-side vectors
+        ids = np.flatnonzero(index.items.shard == shard.shard).astype(np.int64)
+        assert [shard.vectors_sync(ids, kind).shape for kind in ("item", "text", "query")] == \
+            [(len(ids), 33), (len(ids), 32), (len(ids), 32)]
 
 
 def test_manifest_records_every_file_with_its_sha256(built):
     manifest = read_manifest(built.version_dir)
     assert manifest == built.manifest  # survives the JSON round trip unchanged
-    names = {"items.parquet", "users.parquet"} | {
-        f"shard-{s:03d}.{kind}" for s in range(N_SHARDS) for kind in ("faiss", "vectors.npy", "ids.npy")}
+    names = {"items.parquet", "users.parquet", "user_tower.npz"} | {
+        f"shard-{s:03d}.{suffix}" for s in range(N_SHARDS) for suffix in SHARD_FILES.values()}
     assert set(manifest.files) == names
+    for entry in manifest.shards:  # every role of every shard, each with its checksum
+        assert entry.files == {role: f"shard-{entry.shard:03d}.{suffix}" for role, suffix in SHARD_FILES.items()}
+    assert set(SHARD_FILES) == {f"{space}_{part}" for space in SPACES for part in ("index", "vectors")} | \
+        {"query_vectors", "ids"}
     for name, meta in manifest.files.items():
         data = (built.version_dir / name).read_bytes()
         assert meta == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
@@ -130,24 +147,26 @@ def test_resolve_version_dir(root, built, tmp_path):
 
 # --- the loader refuses anything that does not match -------------------------------------
 
-def test_a_corrupted_byte_is_refused(built):
-    path = built.version_dir / "shard-001.faiss"
+@pytest.mark.parametrize("name", ["shard-001.item.faiss", "shard-001.text.faiss", "user_tower.npz"])
+def test_a_corrupted_byte_is_refused(built, name):
+    path = built.version_dir / name
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(IndexIntegrityError) as info:
         open_fake(built.version_dir)
-    assert "shard-001.faiss" in str(info.value) and "sha256" in str(info.value)
+    assert name in str(info.value) and "sha256" in str(info.value)
 
 
-def test_a_truncated_file_is_refused(built):
-    path = built.version_dir / "shard-002.vectors.npy"
+@pytest.mark.parametrize("name", ["shard-002.item.npy", "shard-002.text.npy", "shard-002.query.npy"])
+def test_a_truncated_file_is_refused(built, name):
+    path = built.version_dir / name
     path.write_bytes(path.read_bytes()[:-4])
-    with pytest.raises(IndexIntegrityError, match=r"shard-002\.vectors\.npy: \d+ bytes, the manifest says \d+"):
+    with pytest.raises(IndexIntegrityError, match=rf"{name.replace('.', '[.]')}: \d+ bytes, the manifest says \d+"):
         open_fake(built.version_dir)
 
 
-@pytest.mark.parametrize("name", ["shard-000.ids.npy", "items.parquet"])
+@pytest.mark.parametrize("name", ["shard-000.ids.npy", "items.parquet", "user_tower.npz", "shard-000.query.npy"])
 def test_a_missing_file_is_refused(built, name):
     (built.version_dir / name).unlink()
     with pytest.raises(IndexIntegrityError, match=f"{name}: listed in the manifest but missing"):
@@ -185,6 +204,16 @@ def test_an_unknown_format_version_is_refused(built):
         open_fake(built.version_dir)
 
 
+def test_an_index_of_the_previous_format_is_refused_by_its_version(built):
+    """formats/v1 was written by the build before shards had two spaces: one FAISS file per shard,
+    no retrieval model. It must be refused as an old format, not half-read as a malformed one."""
+    assert built.manifest.format_version == FORMAT_VERSION > 1
+    assert json.loads((FORMATS / "v1" / MANIFEST_NAME).read_text())["format_version"] == 1
+    message = f"index format version 1, this tastebud reads version {FORMAT_VERSION}; rebuild the index"
+    with pytest.raises(IndexIntegrityError, match=message):
+        open_index(FORMATS / "v1", fingerprint="fake-8", dimension=8)
+
+
 def test_a_malformed_manifest_is_refused(built):
     rewrite_manifest(built.version_dir, lambda d: d.pop("shards"))
     with pytest.raises(IndexIntegrityError, match="malformed manifest"):
@@ -197,9 +226,16 @@ def test_an_unreadable_manifest_is_refused(built):
         open_fake(built.version_dir)
 
 
-def test_a_shard_file_without_a_checksum_is_refused(built):
-    rewrite_manifest(built.version_dir, lambda d: d["files"].pop("shard-001.ids.npy"))
-    with pytest.raises(IndexIntegrityError, match="without checksums.*shard-001.ids.npy"):
+@pytest.mark.parametrize("name", ["shard-001.ids.npy", "shard-001.text.npy", "shard-001.query.npy"])
+def test_a_shard_file_without_a_checksum_is_refused(built, name):
+    rewrite_manifest(built.version_dir, lambda d: d["files"].pop(name))
+    with pytest.raises(IndexIntegrityError, match=f"without checksums.*{name}"):
+        open_fake(built.version_dir)
+
+
+def test_a_retrieval_dimension_that_disagrees_is_refused(built):
+    rewrite_manifest(built.version_dir, lambda d: d["retrieval"].update(dimension=34))
+    with pytest.raises(IndexIntegrityError, match="shard 0 item space: 33-d index, 33-d vectors, the manifest says 34"):
         open_fake(built.version_dir)
 
 
@@ -241,7 +277,9 @@ def test_a_failure_while_writing_leaves_the_published_version(root, built, fake_
     monkeypatch.setattr(build_module, "describe_files", disk_full)
     with pytest.raises(OSError, match="No space left"):
         build_index(tiny_dataset(n_items=31), fake_encoder, root, OPTIONS)
-    assert any(p.name == "shard-000.faiss" for p in seen) and all(".staging-" in str(p) for p in seen)
+    written = {p.name for p in seen}
+    assert {"shard-000.item.faiss", "shard-000.text.faiss", "user_tower.npz"} <= written
+    assert all(".staging-" in str(p) for p in seen)
     assert_unchanged(root, before)
     assert open_fake(root).manifest.n_items == N_ITEMS
 
@@ -274,8 +312,8 @@ def test_a_rebuild_embeds_only_new_or_changed_texts(root, built, make_encoder):
     again_encoder = make_encoder()
     again = build_index(tiny_dataset(), again_encoder, root, OPTIONS)
     assert again.newly_embedded == 0 and again_encoder.encoded == []
-    for name in (f"shard-{s:03d}.vectors.npy" for s in range(N_SHARDS)):  # cached vectors are the same vectors
-        assert again.manifest.files[name] == built.manifest.files[name]
+    for name in (f"shard-{s:03d}.{kind}.npy" for s in range(N_SHARDS) for kind in ("text", "item", "query")):
+        assert again.manifest.files[name] == built.manifest.files[name]  # cached vectors are the same vectors
 
     changed_encoder = make_encoder()
     changed = build_index(tiny_dataset(changed={7: "Movie 7: now a western"}), changed_encoder, root, OPTIONS)

@@ -59,10 +59,13 @@ def test_mmr_without_diversity_is_score_order(rng):
 
 
 def two_clusters(rng):
-    """Three near-duplicates of e1 with the best scores, two near-duplicates of e2 below them."""
+    """Three near-duplicates of e1 with the best scores, two near-duplicates of e2 below them,
+    and, as retrieval hands over, a tail of unrelated candidates scored lower still (relevance
+    is the score rescaled over all the candidates)."""
     e1, e2 = np.eye(8, dtype=np.float32)[:2]
-    vectors = unit(np.stack([e1, e1, e1, e2, e2]) + 0.01 * rng.standard_normal((5, 8)))
-    scores = np.array([0.90, 0.89, 0.88, 0.60, 0.59], dtype=np.float32)
+    tail = np.eye(8, dtype=np.float32)[2:]
+    vectors = unit(np.concatenate([np.stack([e1, e1, e1, e2, e2]), tail]) + 0.01 * rng.standard_normal((11, 8)))
+    scores = np.array([0.90, 0.89, 0.88, 0.60, 0.59, 0.10, 0.08, 0.06, 0.04, 0.02, 0.0], dtype=np.float32)
     return scores, vectors
 
 
@@ -73,8 +76,31 @@ def test_mmr_with_diversity_picks_from_both_clusters(rng):
         order = mmr_order(scores, vectors, 2, diversity).tolist()
         assert order[0] == 0, "the best item is picked first"
         assert order[1] in (3, 4), f"diversity {diversity} picked {order}"
-        full = mmr_order(scores, vectors, 5, diversity).tolist()
-        assert sorted(full) == [0, 1, 2, 3, 4]
+        full = mmr_order(scores, vectors, len(scores), diversity).tolist()
+        assert sorted(full) == list(range(len(scores)))
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), log_scale=st.integers(-6, 6), shift=st.integers(-1000, 1000),
+       diversity=st.sampled_from([0.2, 0.5, 0.9]))
+def test_mmr_ignores_the_scale_of_scores_and_vectors(seed, log_scale, shift, diversity):
+    """Relevance is rescaled to 0..1 and similarity is a cosine: an affine change of the scores
+    (a model with other score units) or of the vectors' lengths ([p_j] of a learned model are not
+    unit) leaves the order unchanged. Powers of two and integers keep the arithmetic exact, so
+    equality is exact too."""
+    rng = np.random.default_rng(seed)
+    scores = rng.permutation(20).astype(np.float32)
+    vectors = unit(rng.standard_normal((20, 6)))
+    lengths = np.float32(2.0) ** rng.integers(-3, 4, (20, 1)).astype(np.float32)
+    expected = mmr_order(scores, vectors, 10, diversity).tolist()
+    changed = (np.float32(2.0 ** log_scale) * scores + np.float32(shift)).astype(np.float32)
+    assert mmr_order(changed, vectors * lengths, 10, diversity).tolist() == expected
+
+
+def test_mmr_of_equal_scores_is_pure_diversity():
+    """No spread in the scores: every candidate is equally relevant and MMR only spreads out."""
+    vectors = unit(np.array([[1, 0], [1, 0.01], [0, 1], [-1, 0.02]], dtype=np.float32))
+    assert mmr_order(np.full(4, 0.5, np.float32), vectors, 3, 0.5).tolist() == [0, 3, 2]
 
 
 def test_reranker_with_diversity_spreads_the_top(rng):

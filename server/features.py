@@ -1,0 +1,129 @@
+"""Features of (user, candidate) pairs for the learned re-ranker. Pure numpy.
+
+The same function builds the training rows (``tastebud.train.ranker``, from arrays) and the
+serving rows (the recommender, from vectors fetched off the shards), so the ranker sees in
+production exactly what it was trained on.
+
+Per candidate j of a user with recent history H (weights w_h, most recent highest):
+  0 retrieval score [u, 1] . [p_j, b_j]      6 text similarity: t_j . mean_h t_h
+  1 preference u . p_j                         7 attribute affinity: mean over j's attribute
+  2 prior b_j                                    values of their share in H
+  3 log(1 + interactions of j)                 8 release year of j (NaN when unknown)
+  4 item-kNN: sum_h w_h cos(h, j) / sum_h w_h  9 year of j - mean year of H
+  5 item-kNN: max_h cos(h, j)                 10 log(1 + |H|)
+                                              11 retrieval rank of j / number of candidates
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from tastebud.index.filters import NO_YEAR
+
+FEATURE_NAMES = ("retrieval", "preference", "prior", "log_popularity", "knn_mean", "knn_max", "text_similarity",
+                 "attribute_affinity", "year", "year_gap", "log_history", "retrieval_rank")
+
+
+@dataclass(frozen=True, slots=True)
+class ItemSignals:
+    """Per-item data the features need, by global row: popularity, years, one list of attribute
+    value codes per item, and co-occurrence neighbours (ids int64[n, M], cosines float32[n, M],
+    -1 padded) learned from the training interactions."""
+
+    popularity: npt.NDArray[np.float32]
+    years: npt.NDArray[np.int32]
+    attribute_codes: list[npt.NDArray[np.int64]]
+    n_codes: int
+    neighbour_ids: npt.NDArray[np.int64]
+    neighbour_sims: npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class UserContext:
+    """What is known of the user for one request (history oldest first)."""
+
+    history: npt.NDArray[np.int64]
+    history_weights: npt.NDArray[np.float32]
+    history_text: npt.NDArray[np.float32]
+    user_vector: npt.NDArray[np.float32]
+
+
+def candidate_features(signals: ItemSignals, context: UserContext, rows: npt.NDArray[np.int64],
+                       retrieval_scores: npt.NDArray[np.float32], item_vectors: npt.NDArray[np.float32],
+                       text_vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """float32[m, 12] for candidates ``rows`` with their retrieval scores, index vectors
+    [p_j, b_j] (float32[m, d+1]) and text vectors (float32[m, t])."""
+    m = len(rows)
+    out = np.zeros((m, len(FEATURE_NAMES)), dtype=np.float32)
+    if m == 0:
+        return out
+    n_hist = len(context.history)
+    out[:, 0] = retrieval_scores
+    out[:, 1] = item_vectors[:, :-1] @ context.user_vector
+    out[:, 2] = item_vectors[:, -1]
+    out[:, 3] = np.log1p(signals.popularity[rows])
+    if n_hist:
+        knn_sum = np.zeros(len(signals.popularity), dtype=np.float32)
+        knn_max = np.zeros(len(signals.popularity), dtype=np.float32)
+        w = context.history_weights / max(float(context.history_weights.sum()), 1e-9)
+        ids, sims = signals.neighbour_ids[context.history], signals.neighbour_sims[context.history]
+        valid = ids >= 0
+        np.add.at(knn_sum, ids[valid], (sims * w[:, None])[valid])
+        np.maximum.at(knn_max, ids[valid], sims[valid])
+        out[:, 4] = knn_sum[rows]
+        out[:, 5] = knn_max[rows]
+        text_mean = context.history_text.mean(axis=0)
+        out[:, 6] = text_vectors @ text_mean
+        counts = np.zeros(signals.n_codes, dtype=np.float32)
+        for h in context.history.tolist():
+            counts[signals.attribute_codes[h]] += 1.0
+        share = counts / n_hist
+        out[:, 7] = [float(share[signals.attribute_codes[r]].mean()) if len(signals.attribute_codes[r]) else 0.0
+                     for r in rows.tolist()]
+        years = signals.years[context.history]
+        known = years != NO_YEAR
+        mean_year = float(years[known].mean()) if known.any() else np.nan
+    else:
+        mean_year = np.nan
+    cand_years = signals.years[rows].astype(np.float32)
+    cand_years[signals.years[rows] == NO_YEAR] = np.nan
+    out[:, 8] = cand_years
+    out[:, 9] = cand_years - mean_year
+    out[:, 10] = np.log1p(n_hist)
+    out[:, 11] = np.arange(m, dtype=np.float32) / m
+    return out
+
+
+def cooccurrence_neighbours(sequences_items: list[npt.NDArray[np.int64]], n_items: int, neighbours: int = 100,
+                            max_items: int = 30_000) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """Top ``neighbours`` items by cosine of co-occurrence in users' histories, per item.
+
+    Dense item x item counts: catalogs above ``max_items`` get no neighbours (features 4, 5
+    are then 0) rather than exhausting memory.
+    """
+    ids = np.full((n_items, neighbours), -1, dtype=np.int64)
+    sims = np.zeros((n_items, neighbours), dtype=np.float32)
+    if n_items > max_items or not sequences_items:
+        return ids, sims
+    users = np.concatenate([np.full(len(s), u, dtype=np.int64) for u, s in enumerate(sequences_items)])
+    items = np.concatenate(sequences_items)
+    matrix = np.zeros((len(sequences_items), n_items), dtype=np.float32)
+    matrix[users, items] = 1.0
+    counts = matrix.T @ matrix
+    norms = np.sqrt(np.diag(counts))
+    cosine = counts / np.maximum(np.outer(norms, norms), 1e-9)
+    np.fill_diagonal(cosine, 0.0)
+    top = min(neighbours, n_items - 1)
+    if top <= 0:
+        return ids, sims
+    best = np.argpartition(-cosine, top - 1, axis=1)[:, :top]
+    best_sims = np.take_along_axis(cosine, best, axis=1)
+    order = np.argsort(-best_sims, axis=1)
+    best, best_sims = np.take_along_axis(best, order, axis=1), np.take_along_axis(best_sims, order, axis=1)
+    keep = best_sims > 0
+    ids[:, :top] = np.where(keep, best, -1)
+    sims[:, :top] = np.where(keep, best_sims, 0.0)
+    return ids, sims

@@ -1,0 +1,152 @@
+"""The learned re-ranker: LightGBM LambdaRank over the retrieval model's top candidates.
+
+Trained only on the build's own data, on the validation split the two-tower model already
+made: the model trained on each user's history prefix retrieves candidates, and a candidate
+is relevant when it is in that user's held-out tail. Item signals (popularity, co-occurrence
+neighbours) are computed from the prefixes alone, so no feature sees the labels. The ranker
+gets its own split of those users (``validation_fraction``) for early stopping and for the
+number that decides whether it is used at all: it must beat retrieval order on NDCG@10.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from tastebud.embed.user_tower import UserTower
+from tastebud.errors import InvalidInputError
+from tastebud.server.features import FEATURE_NAMES, ItemSignals, UserContext, candidate_features, \
+    cooccurrence_neighbours
+from tastebud.train.sequences import Sequences
+from tastebud.train.validation import Holdout
+
+log = logging.getLogger(__name__)
+
+K = 10
+
+
+@dataclass(frozen=True, slots=True)
+class RankerConfig:
+    candidates: int = 200
+    n_estimators: int = 400
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_child_samples: int = 20
+    validation_fraction: float = 0.2
+    early_stopping: int = 40
+    short_history: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 10 <= self.candidates <= 5000:
+            raise InvalidInputError(f"ranker candidates must be within 10..5000, got {self.candidates}")
+        if not 0.05 <= self.validation_fraction <= 0.5:
+            raise InvalidInputError(f"ranker validation_fraction must be within 0.05..0.5, got {self.validation_fraction}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def attribute_codes(attributes: dict[str, list[tuple[str, ...]]], n_items: int) -> tuple[list[npt.NDArray[np.int64]], int]:
+    """Per item, integer codes of its (attribute, value) pairs over every filterable attribute."""
+    code_of: dict[tuple[str, str], int] = {}
+    codes: list[list[int]] = [[] for _ in range(n_items)]
+    for name in sorted(attributes):
+        for row, values in enumerate(attributes[name]):
+            for value in values:
+                codes[row].append(code_of.setdefault((name, value), len(code_of)))
+    return [np.array(c, dtype=np.int64) for c in codes], len(code_of)
+
+
+def item_signals(seqs: Sequences, years: npt.NDArray[np.int32], attributes: dict[str, list[tuple[str, ...]]]
+                 ) -> ItemSignals:
+    """Signals of every item from these sequences (and the catalog's years and attributes)."""
+    codes, n_codes = attribute_codes(attributes, seqs.n_items)
+    ids, sims = cooccurrence_neighbours([seqs.of(u) for u in range(len(seqs))], seqs.n_items)
+    popularity = np.bincount(seqs.items, minlength=seqs.n_items).astype(np.float32)
+    return ItemSignals(popularity, np.asarray(years, dtype=np.int32), codes, n_codes, ids, sims)
+
+
+def _ndcg(ranked: npt.NDArray[np.int64], relevant: set[int]) -> float:
+    hits = [1.0 if int(j) in relevant else 0.0 for j in ranked[:K]]
+    ideal = min(K, len(relevant))
+    return sum(h / math.log2(r + 2) for r, h in enumerate(hits)) / sum(1.0 / math.log2(r + 2) for r in range(ideal))
+
+
+def _user_rows(signals: ItemSignals, tower: UserTower, index_vectors: npt.NDArray[np.float32],
+               query_vectors: npt.NDArray[np.float32], text_vectors: npt.NDArray[np.float32],
+               history: npt.NDArray[np.int64], exclude: npt.NDArray[np.int64], n_candidates: int
+               ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    recent = history[-tower.history_length:]
+    weights = tower.weights_for(len(recent))
+    user = tower.user_vector(query_vectors[recent])
+    scores = index_vectors @ tower.query(user)
+    scores[exclude] = -np.inf
+    top = np.argpartition(-scores, n_candidates - 1)[:n_candidates]
+    top = top[np.lexsort((top, -scores[top]))]
+    context = UserContext(recent, weights, text_vectors[recent], user)
+    features = candidate_features(signals, context, top.astype(np.int64), scores[top].astype(np.float32),
+                                  index_vectors[top], text_vectors[top])
+    return top.astype(np.int64), features
+
+
+def train_ranker(holdout: Holdout, tower: UserTower, index_vectors: npt.NDArray[np.float32],
+                 query_vectors: npt.NDArray[np.float32], text_vectors: npt.NDArray[np.float32],
+                 years: npt.NDArray[np.int32], attributes: dict[str, list[tuple[str, ...]]],
+                 config: RankerConfig) -> tuple[str | None, dict]:
+    """(LightGBM model as text, or None when it does not beat retrieval order; metrics)."""
+    import lightgbm
+
+    signals = item_signals(holdout.prefix, years, attributes)
+    n_candidates = min(config.candidates, holdout.prefix.n_items - 1)
+    users = sorted(u for u in holdout.targets if len(holdout.prefix.of(u)) > 0)
+    if len(users) < 20 or n_candidates < K:
+        return None, {"used": False, "why": f"too little data ({len(users)} users)"}
+    rng = np.random.default_rng(config.seed)
+    is_validation = rng.random(len(users)) < config.validation_fraction
+    groups: dict[bool, list] = {False: [], True: []}
+    for u, validation in zip(users, is_validation.tolist()):
+        prefix = holdout.prefix.of(u)
+        # Each user twice: with the whole prefix, and knowing only its last few items (what a
+        # new user looks like), so the ranker learns both regimes.
+        for history in (prefix, prefix[-config.short_history:]):
+            rows, features = _user_rows(signals, tower, index_vectors, query_vectors, text_vectors, history,
+                                        prefix, n_candidates)
+            labels = np.isin(rows, holdout.targets[u]).astype(np.int32)
+            groups[validation].append((u, rows, features, labels))
+    fit, valid = groups[False], groups[True]
+    if not fit or not valid:
+        return None, {"used": False, "why": "too few users for a validation split"}
+
+    def stack(part: list) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int32], list[int]]:
+        return (np.concatenate([p[2] for p in part]), np.concatenate([p[3] for p in part]), [len(p[1]) for p in part])
+
+    x_fit, y_fit, g_fit = stack(fit)
+    x_val, y_val, g_val = stack(valid)
+    ranker = lightgbm.LGBMRanker(
+        objective="lambdarank", n_estimators=config.n_estimators, learning_rate=config.learning_rate,
+        num_leaves=config.num_leaves, min_child_samples=config.min_child_samples, random_state=config.seed,
+        deterministic=True, force_row_wise=True, n_jobs=1, verbose=-1, lambdarank_truncation_level=20)
+    ranker.fit(x_fit, y_fit, group=g_fit, eval_set=[(x_val, y_val)], eval_group=[g_val], eval_at=[K],
+               feature_name=list(FEATURE_NAMES),
+               callbacks=[lightgbm.early_stopping(config.early_stopping, verbose=False)])
+    retrieval_ndcg, ranked_ndcg = [], []
+    for u, rows, features, _ in valid:
+        relevant = set(holdout.targets[u].tolist())
+        retrieval_ndcg.append(_ndcg(rows, relevant))
+        order = np.argsort(-ranker.predict(features), kind="stable")
+        ranked_ndcg.append(_ndcg(rows[order], relevant))
+    metrics = {"retrieval_ndcg@10": float(np.mean(retrieval_ndcg)), "ranker_ndcg@10": float(np.mean(ranked_ndcg)),
+               "validation_users": len(valid), "training_users": len(fit), "trees": int(ranker.best_iteration_ or 0),
+               "config": config.as_dict()}
+    metrics["used"] = metrics["ranker_ndcg@10"] > metrics["retrieval_ndcg@10"]
+    log.info("ranker validation NDCG@10 %.4f vs retrieval order %.4f (%s)", metrics["ranker_ndcg@10"],
+             metrics["retrieval_ndcg@10"], "used" if metrics["used"] else "not used")
+    if not metrics["used"]:
+        return None, metrics
+    return ranker.booster_.model_to_string(num_iteration=ranker.best_iteration_ or None), metrics
+
