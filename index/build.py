@@ -60,6 +60,8 @@ class BuildOptions:
     def __post_init__(self) -> None:
         if not 1 <= self.n_shards <= MAX_SHARDS:
             raise InvalidInputError(f"--shards must be within 1..{MAX_SHARDS}, got {self.n_shards}")
+        if self.retrieval not in ("auto", "two_tower", "content"):
+            raise InvalidInputError(f"--retrieval must be auto, two_tower or content, got {self.retrieval!r}")
         if self.exact_threshold < 0:
             raise InvalidInputError(f"--exact-threshold must be >= 0, got {self.exact_threshold}")
 

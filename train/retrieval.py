@@ -30,6 +30,8 @@ KINDS = ("auto", "two_tower", "content")
 MIN_EVENTS_TO_LEARN = 1000
 MIN_USERS_TO_LEARN = 20
 TASTE_WEIGHT = 1.0
+# Part of every cache key: bump it when training code changes what a given input produces.
+TRAINER_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +79,8 @@ def two_tower_model(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
     """Validate on a held-out tail (and train the re-ranker there), then train on everything.
 
     Cached by the exact training data and configuration."""
-    settings = {"two_tower": config.as_dict(), "ranker": ranker_config.as_dict() if ranker_config else None}
+    settings = {"trainer_version": TRAINER_VERSION, "two_tower": config.as_dict(),
+                "ranker": ranker_config.as_dict() if ranker_config else None}
     key = training_key(seqs.fingerprint(), text_vectors, settings)
     cache = ModelCache(cache_dir) if cache_dir is not None else None
     cached = cache.get(key) if cache is not None else None
