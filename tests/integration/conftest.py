@@ -18,6 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from tastebud.embed.encoder import SentenceTransformerEncoder  # noqa: E402
 from tastebud.index.build import BuildOptions, build_index  # noqa: E402
+from tastebud.train.two_tower import TwoTowerConfig  # noqa: E402
 from tastebud.ingest.config import DatasetConfig  # noqa: E402
 from tastebud.ingest.demo import write_demo_data  # noqa: E402
 from tastebud.ingest.readers import load_dataset  # noqa: E402
@@ -28,6 +29,7 @@ from live_server import ServerThread  # noqa: E402
 
 DEMO_ITEMS = 600
 DEMO_USERS = 150
+FAST_TWO_TOWER = TwoTowerConfig(epochs=6, threads=1)
 
 
 @pytest.fixture(scope="session")
@@ -47,9 +49,11 @@ def demo_dataset(demo_files):
 
 @pytest.fixture(scope="session")
 def demo_index(tmp_path_factory: pytest.TempPathFactory, demo_dataset, encoder) -> Path:
-    """An index root with one published exact (Flat) version of the demo data, 3 shards."""
+    """An index root with one published exact (Flat) version of the demo data, 3 shards, the
+    two-tower retrieval model and no learned re-ranker (so answers have an exact reference)."""
     root = tmp_path_factory.mktemp("indexes")
-    build_index(demo_dataset, encoder, root, BuildOptions(n_shards=3, progress=False))
+    build_index(demo_dataset, encoder, root, BuildOptions(n_shards=3, progress=False, retrieval="two_tower",
+                                                          ranker=None, two_tower=FAST_TWO_TOWER))
     return root
 
 

@@ -10,10 +10,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from tastebud.embed.users import blend_user_vector, history_vector, popularity_weight
 from tastebud.index.load import open_index
 from tastebud.index.merge import brute_force_topk
-from tastebud.server.recommender import RecommenderConfig
 from tastebud.v1 import recommender_pb2 as pb
 
 TIMEOUT = 10.0
@@ -24,14 +22,30 @@ def index(demo_index, encoder):
     return open_index(demo_index, fingerprint=encoder.fingerprint, dimension=encoder.dimension)
 
 
+def space(index, kind: str) -> np.ndarray:
+    """float32[n_items, d] of one kind of vector of the served index, by global id."""
+    parts = {shard.shard: shard for shard in index.shards}
+    first = parts[0].vectors_sync(np.flatnonzero(index.items.shard == 0)[:1], kind)
+    out = np.zeros((index.manifest.n_items, first.shape[1]), dtype=np.float32)
+    for s, shard in parts.items():
+        rows = np.flatnonzero(index.items.shard == s)
+        out[rows] = shard.vectors_sync(rows, kind)
+    return out
+
+
 @pytest.fixture(scope="module")
 def vectors(index) -> np.ndarray:
-    """float32[n_items, d] of the served index, by global id."""
-    out = np.zeros((index.manifest.n_items, index.manifest.model.dimension), dtype=np.float32)
-    for shard in index.shards:
-        rows = np.flatnonzero(index.items.shard == shard.shard)
-        out[rows] = shard.vectors_sync(rows)
-    return out
+    return space(index, "item")
+
+
+@pytest.fixture(scope="module")
+def query_vectors(index) -> np.ndarray:
+    return space(index, "query")
+
+
+@pytest.fixture(scope="module")
+def text_vectors(index) -> np.ndarray:
+    return space(index, "text")
 
 
 def ids_of(response: pb.RecommendResponse) -> list[str]:
@@ -66,13 +80,14 @@ def test_index_info(stub, index):
     assert "genres" in info.filter_attributes
 
 
-def test_similar_items_equal_brute_force_and_never_the_item(stub, index, vectors):
+def test_similar_items_equal_brute_force_and_never_the_item(stub, index, vectors, query_vectors):
     for item_id in ("1", "17", "250"):
         response = stub.SimilarItems(pb.SimilarItemsRequest(item_id=item_id, k=10), timeout=TIMEOUT)
         row = index.items.row_of(item_id)
         allowed = np.ones(len(vectors), dtype=bool)
         allowed[row] = False
-        scores, rows = brute_force_topk(vectors[row][None, :], vectors, 10, allowed)
+        query = index.tower.query(index.tower.user_vector(query_vectors[[row]]))
+        scores, rows = brute_force_topk(query[None, :], vectors, 10, allowed)
         expected = [index.items.item_ids[r] for r in rows[0]]
         assert item_id not in ids_of(response)
         assert ids_of(response) == expected
@@ -80,10 +95,10 @@ def test_similar_items_equal_brute_force_and_never_the_item(stub, index, vectors
         assert all(i.because_item_id == item_id for i in response.items)
 
 
-def test_search_equals_brute_force_of_the_encoded_query(stub, index, vectors, encoder):
+def test_search_equals_brute_force_of_the_encoded_query(stub, index, text_vectors, encoder):
     text = "a lonely astronaut drifting between the stars"
     response = stub.SearchItems(pb.SearchItemsRequest(text=text, k=10), timeout=TIMEOUT)
-    _, rows = brute_force_topk(encoder.encode_queries([text]), vectors, 10)
+    _, rows = brute_force_topk(encoder.encode_queries([text]), text_vectors, 10)
     assert ids_of(response) == [index.items.item_ids[r] for r in rows[0]]
 
 
@@ -94,19 +109,15 @@ def test_search_by_title_finds_the_item_first(stub, index):
         assert index.items.item_ids[row] in ids_of(response)[:3], title
 
 
-def test_recommend_equals_the_reference_ranking(stub, index, vectors):
-    """The served list is the exact ranking the documented formula gives, over all items."""
-    config = RecommenderConfig()
-    pop = index.items.popularity
-    pop_norm = np.log1p(pop) / np.log1p(pop.max())
-    top = index.items.popularity_order()[: config.prior_items]
-    prior = pop[top] @ vectors[top]
-    prior /= np.linalg.norm(prior)
+def test_recommend_equals_the_reference_ranking(stub, index, vectors, query_vectors):
+    """The served list is the exact ranking of [u, 1] . [p_j, b_j] over all unseen items."""
+    assert index.manifest.retrieval["kind"] == "two_tower"
+    tower = index.tower
     for user in ("3", "10", "77"):
         history = index.histories.get(user)
-        personal = history_vector(vectors[history.items], config.user_vectors.half_life, history.weights)
-        query = blend_user_vector(personal, len(history), prior, None, config.user_vectors)
-        scores = vectors @ query + popularity_weight(len(history), config.user_vectors) * pop_norm
+        recent = history.items[-tower.history_length:]
+        query = tower.query(tower.user_vector(query_vectors[recent], history.weights[-tower.history_length:]))
+        scores = vectors @ query
         scores[np.unique(history.items)] = -np.inf
         expected = [index.items.item_ids[r] for r in np.lexsort((np.arange(len(scores)), -scores))[:10]]
         response = stub.Recommend(pb.RecommendRequest(user_id=user, k=10), timeout=TIMEOUT)
@@ -123,17 +134,20 @@ def test_single_genre_user_gets_mostly_that_genre(stub, index):
     assert count / len(history) >= 0.9
     response = stub.Recommend(pb.RecommendRequest(user_id="1", k=10), timeout=TIMEOUT)
     got = [main_genre(index, i) for i in ids_of(response)]
-    assert sum(g == favourite for g in got) >= 7, got
+    # "Mostly": a majority, and more than any other genre (the learned model also brings in
+    # what this user's co-watchers like, e.g. space documentaries for a sci-fi fan).
+    assert sum(g == favourite for g in got) > len(got) // 2, got
+    assert collections.Counter(got).most_common(1)[0][0] == favourite
 
 
-def test_reason_names_the_closest_history_item(stub, index, vectors):
+def test_reason_names_the_history_item_that_adds_most(stub, index, vectors, query_vectors):
     response = stub.Recommend(pb.RecommendRequest(user_id="5", k=5), timeout=TIMEOUT)
-    history = index.histories.get("5").items
+    history = index.histories.get("5").items[-index.tower.history_length:]
     for item in response.items:
         because = index.items.row_of(item.because_item_id)
         assert because in history.tolist()
-        sims = vectors[history] @ vectors[index.items.row_of(item.item_id)]
-        assert np.isclose(sims.max(), vectors[because] @ vectors[index.items.row_of(item.item_id)], atol=1e-6)
+        share = index.tower.contributions(query_vectors[history], vectors[[index.items.row_of(item.item_id)], :-1])[0]
+        assert history[int(np.argmax(share))] == because
         assert item.reason == f"because you watched {index.items.titles[because]}"
 
 
@@ -159,12 +173,15 @@ def test_diversity_changes_the_list_and_keeps_k(stub):
     assert ids_of(plain) != ids_of(diverse)
 
 
-def test_cold_user_gets_popular_items_not_an_error(stub, index):
+def test_cold_user_gets_the_learned_prior_not_an_error(stub, index, vectors):
     response = stub.Recommend(pb.RecommendRequest(user_id="never-seen", k=10), timeout=TIMEOUT)
-    assert len(response.items) == 10
-    most_popular = {index.items.item_ids[r] for r in index.items.popularity_order()[:30]}
-    assert len(set(ids_of(response)) & most_popular) >= 7
+    prior = vectors[:, -1]
+    expected = [index.items.item_ids[r] for r in np.lexsort((np.arange(len(prior)), -prior))[:10]]
+    assert ids_of(response) == expected
     assert all(i.reason == "popular right now" for i in response.items)
+    # The learned prior is a popularity prior: most of these are among the 15% most watched.
+    popular = {index.items.item_ids[r] for r in index.items.popularity_order()[: len(prior) * 15 // 100]}
+    assert len(set(expected) & popular) >= 6
     anonymous = stub.Recommend(pb.RecommendRequest(k=5), timeout=TIMEOUT)
     assert len(anonymous.items) == 5
 

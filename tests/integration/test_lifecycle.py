@@ -15,6 +15,7 @@ import pytest
 from tastebud.cli.main import main as tastebud
 from tastebud.index.publish import resolve_version_dir
 from tastebud.server.config import ServerConfig
+from tastebud.train.two_tower import TwoTowerConfig
 from tastebud.server.domain import Deadline, RecommendQuery
 from tastebud.v1 import recommender_pb2 as pb
 from tastebud.v1 import recommender_pb2_grpc as pb_grpc
@@ -102,7 +103,10 @@ def test_build_and_serve_movielens(tmp_path, encoder):
     from tastebud.ingest import load_movielens
 
     root = tmp_path / "ml"
-    result = build_index(load_movielens(ML100K), encoder, root, BuildOptions(n_shards=4, progress=False))
+    # Training quality is measured by `tastebud eval`; here a short training keeps the test fast.
+    fast = TwoTowerConfig(epochs=2, threads=1)
+    result = build_index(load_movielens(ML100K), encoder, root,
+                         BuildOptions(n_shards=4, progress=False, two_tower=fast, ranker=None))
     assert result.manifest.n_items == 1682 and result.manifest.n_users == 943 and result.manifest.n_events == 100_000
     server = ServerThread(ServerConfig(index=root, port=0, workers=2), encoder)
     with grpc.insecure_channel(server.target) as ch:
