@@ -3,7 +3,8 @@
 For each view an index is built from the view's training data with the same ``build_index``
 as production, then every test user's list comes from the recommender core the server runs
 (user vector -> sharded ANN -> exclusions -> re-rank), in process or, with ``via``, from a live
-server over gRPC. The lists are scored by ``metrics.score_lists`` (identical to the reference
+server over gRPC (which must serve the ``<work>/main`` index an earlier run built: the
+interactions fingerprint in its manifest is checked). The lists are scored by ``metrics.score_lists`` (identical to the reference
 scorer). Baselines, when asked, are computed on the same splits in the same run.
 
 Views: ``main`` (full train history), ``short`` (only the last 3 train items are given; the
@@ -148,6 +149,19 @@ def _build(dataset: Dataset, encoder: Encoder, root: Path, options: BuildOptions
     return result.manifest.version, result.manifest.retrieval, time.perf_counter() - started
 
 
+def _existing(train: Dataset, root: Path) -> tuple[str, dict, float]:
+    """The index a live server serves for ``--via``: it must hold exactly this train split."""
+    from tastebud.index.manifest import read_manifest
+    from tastebud.train.sequences import build_sequences
+
+    manifest = read_manifest(resolve_version_dir(root))
+    expected = build_sequences(train.interactions, train.catalog.item_ids).fingerprint()
+    if manifest.build.get("interactions_fingerprint") != expected:
+        raise PreconditionError(f"{root} was not built from this data's train split; run `tastebud eval` without "
+                                f"--via first, then serve {root}")
+    return manifest.version, manifest.retrieval, 0.0
+
+
 def run_eval(dataset: Dataset, encoder: Encoder, options: EvalOptions,
              on_view: Callable[[str, dict], None] | None = None) -> dict[str, Any]:
     """Evaluate every requested view; returns the report (and calls ``on_view`` as each ends)."""
@@ -160,7 +174,10 @@ def run_eval(dataset: Dataset, encoder: Encoder, options: EvalOptions,
     with ThreadPoolExecutor(max_workers=2) as executor:
         if {"main", "short"} & set(options.views):
             root = options.work_dir / "main"
-            version, retrieval, seconds = _build(split.train, encoder, root, options.build)
+            if options.via:
+                version, retrieval, seconds = _existing(split.train, root)
+            else:
+                version, retrieval, seconds = _build(split.train, encoder, root, options.build)
             report["builds"]["main"] = {"index": str(resolve_version_dir(root)), "version": version,
                                         "seconds": round(seconds, 1), "retrieval": retrieval}
             recommender = open_for_eval(root, encoder, executor)

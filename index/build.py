@@ -161,6 +161,7 @@ def build_index(dataset: Dataset, encoder: Encoder, out_root: Path, options: Bui
             "exact_threshold": options.exact_threshold, "tuning": asdict(options.tuning), "seed": options.seed,
             "store_high_water": options.store_high_water, "data": dataset.report.summary(),
             "skipped": dict(dataset.report.skipped), "retrieval_requested": options.retrieval,
+            "interactions_fingerprint": sequences.fingerprint(),
         }
         manifest = Manifest(
             version=version, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),

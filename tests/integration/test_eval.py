@@ -1,0 +1,110 @@
+"""`tastebud eval` on the demo data: its numbers equal the reference scorer's on the same lists,
+the lists obey the protocol, and a live server over gRPC gives the very same lists."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+from tastebud.evaluate.protocol import split_cold, split_main
+from tastebud.evaluate.runner import EvalOptions, run_eval
+from tastebud.index.build import BuildOptions
+from tastebud.server.config import ServerConfig
+
+from conftest import FAST_TWO_TOWER  # noqa: E402
+from live_server import ServerThread
+
+SCORER = Path(os.environ.get("TASTEBUD_SHARED", Path(__file__).resolve().parents[3] / "shared")) / "eval" / "score.py"
+
+
+def reference_scorer():
+    if not SCORER.exists():
+        pytest.skip(f"reference scorer not found at {SCORER}")
+    spec = importlib.util.spec_from_file_location("reference_score", SCORER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def report(demo_dataset, encoder, tmp_path_factory):
+    work = tmp_path_factory.mktemp("eval")
+    options = EvalOptions(work_dir=work, build=BuildOptions(n_shards=2, progress=False, two_tower=FAST_TWO_TOWER),
+                          baselines=True, ann_sample=50)
+    return run_eval(demo_dataset, encoder, options), work
+
+
+def test_eval_agrees_with_the_reference_scorer(report, demo_dataset, tmp_path):
+    ref = reference_scorer()
+    result, _ = report
+    log = demo_dataset.interactions
+    path = tmp_path / "interactions.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["user_id", "item_id", "timestamp"])
+        writer.writerows(zip(log.user_ids.tolist(), log.item_ids.tolist(), [repr(t) for t in log.timestamps.tolist()]))
+    train, test = ref.split(ref.read_interactions(path))
+    by_user: dict[str, set[str]] = {}
+    for u, i, _ in test:
+        by_user.setdefault(u, set()).add(i)
+    main = result["views"]["main"]
+    expected = ref.score(by_user, main["lists"], len(demo_dataset.catalog))
+    for metric in ("recall@10", "ndcg@10", "coverage@10"):
+        assert abs(main["tastebud"][metric] - expected[metric]) < 1e-6
+    cold = set(ref.cold_items(ref.read_interactions(path)))
+    cold_test = {u: {i for i in items if i in cold} for u, items in by_user.items()}
+    cold_test = {u: items for u, items in cold_test.items() if items}
+    expected_cold = ref.score(cold_test, result["views"]["cold"]["lists"], None)
+    assert abs(result["views"]["cold"]["tastebud"]["recall@10"] - expected_cold["recall@10"]) < 1e-6
+
+
+def test_lists_follow_the_protocol(report, demo_dataset):
+    result, _ = report
+    split = split_main(demo_dataset)
+    train_items: dict[str, set[str]] = {}
+    for u, i in zip(split.train.interactions.user_ids.tolist(), split.train.interactions.item_ids.tolist()):
+        train_items.setdefault(u, set()).add(i)
+    for view in ("main", "short"):
+        lists = result["views"][view]["lists"]
+        assert set(lists) == set(split.test)
+        for user, items in lists.items():
+            assert len(items) == 10 and len(set(items)) == 10
+            assert not set(items) & train_items.get(user, set()), (view, user)
+    cold = split_cold(split)
+    for user, items in result["views"]["cold"]["lists"].items():
+        assert set(items) <= set(cold.items)
+    assert result["ann_recall@10"] == 1.0  # exact (Flat) index
+    main = result["views"]["main"]
+    assert main["tastebud"]["ndcg@10"] > main["MostPop"]["ndcg@10"]
+    assert result["views"]["cold"]["tastebud"]["recall@10"] > result["views"]["cold"]["random"]["recall@10"]
+
+
+def test_eval_via_a_live_server_gives_the_same_lists(report, demo_dataset, encoder):
+    result, work = report
+    server = ServerThread(ServerConfig(index=work / "main", port=0, workers=2, store=work / "via.sqlite"), encoder)
+    try:
+        via = run_eval(demo_dataset, encoder, EvalOptions(work_dir=work, views=("main", "short"), via=server.target,
+                                                          ann_sample=10))
+    finally:
+        server.stop()
+    for view in ("main", "short"):
+        assert via["views"][view]["lists"] == result["views"][view]["lists"]
+        assert via["views"][view]["tastebud"] == result["views"][view]["tastebud"]
+
+
+def test_via_refuses_an_index_of_other_data(report, demo_dataset, encoder, tmp_path):
+    from tastebud.errors import PreconditionError
+    from tastebud.ingest.model import Dataset
+
+    _, work = report
+    fewer = demo_dataset.interactions
+    keep = fewer.user_ids != "7"
+    other = Dataset(demo_dataset.catalog, type(fewer)(fewer.user_ids[keep], fewer.item_ids[keep],
+                                                      fewer.timestamps[keep], fewer.weights[keep],
+                                                      fewer.events[keep], fewer.ratings[keep]), demo_dataset.report)
+    with pytest.raises(PreconditionError, match="not built from this data"):
+        run_eval(other, encoder, EvalOptions(work_dir=work, views=("main",), via="127.0.0.1:1"))
