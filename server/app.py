@@ -23,7 +23,7 @@ from tastebud.index.load import open_index
 from tastebud.ingest.interaction_store import InteractionStore
 from tastebud.server.config import ServerConfig
 from tastebud.server.live_history import LiveHistories
-from tastebud.server.recommender import Recommender
+from tastebud.server.recommender import Recommender, RecommenderConfig
 from tastebud.server.rerank import RuleReranker
 from tastebud.server.service import RecommenderService
 from tastebud.v1 import recommender_pb2, recommender_pb2_grpc
@@ -52,12 +52,12 @@ class RunningServer:
 
 
 def open_recommender(index_path: Path, encoder: Encoder, executor: ThreadPoolExecutor,
-                     store: InteractionStore | None) -> Recommender:
+                     store: InteractionStore | None, config: RecommenderConfig = RecommenderConfig()) -> Recommender:
     """Load and verify an index and put the core together; replay store events newer than it."""
     index = open_index(index_path, fingerprint=encoder.fingerprint, dimension=encoder.dimension, executor=executor)
     since = int(index.manifest.build.get("store_high_water", 0))
     histories = LiveHistories(index.histories, index.items, store, since_seq=since)
-    return Recommender(index, encoder, histories, RuleReranker(), executor)
+    return Recommender(index, encoder, histories, RuleReranker(), executor, config)
 
 
 def build_recommender(config: ServerConfig, encoder: Encoder, executor: ThreadPoolExecutor

@@ -186,7 +186,7 @@ def train_two_tower(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            total_loss += float(loss) * len(idx)
+            total_loss += float(loss.detach()) * len(idx)
             seen += len(idx)
         bar.set_postfix(loss=f"{total_loss / seen:.3f}")
         bar.update()

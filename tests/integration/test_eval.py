@@ -108,3 +108,47 @@ def test_via_refuses_an_index_of_other_data(report, demo_dataset, encoder, tmp_p
                                                       fewer.events[keep], fewer.ratings[keep]), demo_dataset.report)
     with pytest.raises(PreconditionError, match="not built from this data"):
         run_eval(other, encoder, EvalOptions(work_dir=work, views=("main",), via="127.0.0.1:1"))
+
+
+def test_the_learned_ranker_respects_k_filters_seen_and_falls_back_on_short_deadlines(report, encoder):
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from tastebud.index.filters import ItemFilter
+    from tastebud.server.app import open_recommender
+    from tastebud.server.domain import Deadline, RecommendQuery
+    from tastebud.server.recommender import RecommenderConfig
+
+    _, work = report
+    with ThreadPoolExecutor(2) as executor:
+        core = open_recommender(work / "main", encoder, executor, None)
+        assert core.index.ranker is not None, core.index.manifest.retrieval["validation"].get("ranker")
+        # A deadline shorter than the ranker's reserve: same index, ranker skipped.
+        hurried = open_recommender(work / "main", encoder, executor, None,
+                                   RecommenderConfig(ranker_reserve_seconds=60.0))
+        comedy = ItemFilter(include=(("genres", frozenset({"Comedy"})),))
+        changed = 0
+        for user in ("4", "9", "21", "30", "44"):
+            seen = set(core.items.item_ids[r] for r in core.index.histories.get(user).items.tolist())
+            for k in (1, 7, 25):
+                result = asyncio.run(core.recommend(RecommendQuery(user_id=user, k=k, item_filter=comedy)))
+                ids = [i.item_id for i in result.items]
+                assert len(ids) == k and len(set(ids)) == k and not seen & set(ids)
+                assert all("Comedy" in core.items.attributes["genres"][core.items.row_of(i)] for i in ids)
+                assert not result.degraded
+            ranked = asyncio.run(core.recommend(RecommendQuery(user_id=user, k=10)))
+            rushed = asyncio.run(hurried.recommend(RecommendQuery(user_id=user, k=10), Deadline.after(30.0)))
+            assert rushed.degraded and any("learned re-ranking skipped" in n for n in rushed.notes)
+            assert len(rushed.items) == 10 and not seen & {i.item_id for i in rushed.items}
+            # Retrieval order: the raw [u, 1] . [p_j, b_j] scores, best first.
+            vector, _, _ = asyncio.run(core.user_query(RecommendQuery(user_id=user, k=10)))
+            rows = np.array([core.items.row_of(i.item_id) for i in rushed.items])
+            by_shard = {s.shard: s for s in core.index.shards}
+            raw = [float(by_shard[int(core.items.shard[r])].vectors_sync(np.array([r]), "item")[0] @ vector)
+                   for r in rows.tolist()]
+            np.testing.assert_allclose([i.score for i in rushed.items], raw, atol=1e-4)
+            assert raw == sorted(raw, reverse=True)
+            changed += [i.item_id for i in ranked.items] != [i.item_id for i in rushed.items]
+        assert changed >= 1  # the ranker does re-order somebody's list
