@@ -55,6 +55,15 @@ class RecommenderConfig:
     ranker_reserve_seconds: float = 0.004
 
 
+def first_occurrences(history: History) -> History:
+    """Each item once, at its first occurrence: the histories the retrieval model was trained on."""
+    _, first = np.unique(history.items, return_index=True)
+    if len(first) == len(history):
+        return history
+    keep = np.sort(first)
+    return History(history.items[keep], history.timestamps[keep], history.weights[keep])
+
+
 def normalize_title(text: str) -> str:
     return re.sub(r"[^\w]+", " ", text.casefold()).strip()
 
@@ -173,7 +182,7 @@ class Recommender:
         """The ANN query [u, 1] of a request, the history it came from, and that history's
         query-side vectors (the last ``history_length`` of them)."""
         extra = self._rows(query.history, "history")
-        history = self.user_history(query.user_id, extra)
+        history = first_occurrences(self.user_history(query.user_id, extra))
         length = self._tower.history_length
         recent_vectors = await self._vectors(history.items[-length:], "query")
         taste = await self._encode_query(query.taste) if query.taste.strip() else None

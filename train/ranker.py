@@ -138,7 +138,8 @@ def train_ranker(holdout: Holdout, tower: UserTower, index_vectors: npt.NDArray[
     for u, rows, features, _ in valid:
         relevant = set(holdout.targets[u].tolist())
         retrieval_ndcg.append(_ndcg(rows, relevant))
-        order = np.argsort(-ranker.predict(features), kind="stable")
+        order = np.argsort(-ranker.booster_.predict(features, num_iteration=ranker.best_iteration_ or None),
+                           kind="stable")
         ranked_ndcg.append(_ndcg(rows[order], relevant))
     metrics = {"retrieval_ndcg@10": float(np.mean(retrieval_ndcg)), "ranker_ndcg@10": float(np.mean(ranked_ndcg)),
                "validation_users": len(valid), "training_users": len(fit), "trees": int(ranker.best_iteration_ or 0),
