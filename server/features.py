@@ -29,13 +29,15 @@ FEATURE_NAMES = ("retrieval", "preference", "prior", "log_popularity", "knn_mean
 
 @dataclass(frozen=True, slots=True)
 class ItemSignals:
-    """Per-item data the features need, by global row: popularity, years, one list of attribute
-    value codes per item, and co-occurrence neighbours (ids int64[n, M], cosines float32[n, M],
-    -1 padded) learned from the training interactions."""
+    """Per-item data the features need, by global row: popularity, years, the attribute value
+    codes of item i as ``codes[code_offsets[i]:code_offsets[i + 1]]``, and co-occurrence
+    neighbours (ids int64[n, M], cosines float32[n, M], -1 padded) learned from the training
+    interactions."""
 
     popularity: npt.NDArray[np.float32]
     years: npt.NDArray[np.int32]
-    attribute_codes: list[npt.NDArray[np.int64]]
+    code_offsets: npt.NDArray[np.int64]
+    codes: npt.NDArray[np.int64]
     n_codes: int
     neighbour_ids: npt.NDArray[np.int64]
     neighbour_sims: npt.NDArray[np.float32]
@@ -77,12 +79,12 @@ def candidate_features(signals: ItemSignals, context: UserContext, rows: npt.NDA
         out[:, 5] = knn_max[rows]
         text_mean = context.history_text.mean(axis=0)
         out[:, 6] = text_vectors @ text_mean
-        counts = np.zeros(signals.n_codes, dtype=np.float32)
-        for h in context.history.tolist():
-            counts[signals.attribute_codes[h]] += 1.0
-        share = counts / n_hist
-        out[:, 7] = [float(share[signals.attribute_codes[r]].mean()) if len(signals.attribute_codes[r]) else 0.0
-                     for r in rows.tolist()]
+        history_codes, _ = _codes_of(signals, context.history)
+        share = np.bincount(history_codes, minlength=signals.n_codes).astype(np.float32) / n_hist
+        candidate_codes, lengths = _codes_of(signals, rows)
+        sums = np.zeros(m, dtype=np.float32)
+        np.add.at(sums, np.repeat(np.arange(m), lengths), share[candidate_codes])
+        out[:, 7] = np.where(lengths > 0, sums / np.maximum(lengths, 1), 0.0)
         years = signals.years[context.history]
         known = years != NO_YEAR
         mean_year = float(years[known].mean()) if known.any() else np.nan
@@ -95,6 +97,14 @@ def candidate_features(signals: ItemSignals, context: UserContext, rows: npt.NDA
     out[:, 10] = np.log1p(n_hist)
     out[:, 11] = np.arange(m, dtype=np.float32) / m
     return out
+
+
+def _codes_of(signals: ItemSignals, rows: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """All attribute codes of ``rows`` (concatenated, in row order) and how many each row has."""
+    starts = signals.code_offsets[rows]
+    lengths = signals.code_offsets[rows + 1] - starts
+    positions = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+    return signals.codes[positions], lengths
 
 
 def cooccurrence_neighbours(sequences_items: list[npt.NDArray[np.int64]], n_items: int, neighbours: int = 100,

@@ -35,8 +35,8 @@ class LearnedRanker:
         booster = lightgbm.Booster(model_str=model_path.read_text(encoding="utf-8"))
         with np.load(neighbours_path, allow_pickle=False) as data:
             ids, sims = data["ids"].astype(np.int64), data["sims"].astype(np.float32)
-        codes, n_codes = attribute_codes(items.attributes, len(items))
-        return cls(booster, ItemSignals(items.popularity, items.years, codes, n_codes, ids, sims))
+        offsets, codes, n_codes = attribute_codes(items.attributes, len(items))
+        return cls(booster, ItemSignals(items.popularity, items.years, offsets, codes, n_codes, ids, sims))
 
     def score(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """float32[m]: higher is better."""

@@ -51,24 +51,29 @@ class RankerConfig:
         return asdict(self)
 
 
-def attribute_codes(attributes: dict[str, list[tuple[str, ...]]], n_items: int) -> tuple[list[npt.NDArray[np.int64]], int]:
-    """Per item, integer codes of its (attribute, value) pairs over every filterable attribute."""
+def attribute_codes(attributes: dict[str, list[tuple[str, ...]]], n_items: int
+                    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], int]:
+    """Integer codes of every item's (attribute, value) pairs as CSR (offsets [n+1], codes), and
+    the number of distinct codes."""
     code_of: dict[tuple[str, str], int] = {}
-    codes: list[list[int]] = [[] for _ in range(n_items)]
+    per_item: list[list[int]] = [[] for _ in range(n_items)]
     for name in sorted(attributes):
         for row, values in enumerate(attributes[name]):
             for value in values:
-                codes[row].append(code_of.setdefault((name, value), len(code_of)))
-    return [np.array(c, dtype=np.int64) for c in codes], len(code_of)
+                per_item[row].append(code_of.setdefault((name, value), len(code_of)))
+    offsets = np.zeros(n_items + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(c) for c in per_item])
+    codes = np.array([c for item in per_item for c in item], dtype=np.int64)
+    return offsets, codes, len(code_of)
 
 
 def item_signals(seqs: Sequences, years: npt.NDArray[np.int32], attributes: dict[str, list[tuple[str, ...]]]
                  ) -> ItemSignals:
     """Signals of every item from these sequences (and the catalog's years and attributes)."""
-    codes, n_codes = attribute_codes(attributes, seqs.n_items)
+    offsets, codes, n_codes = attribute_codes(attributes, seqs.n_items)
     ids, sims = cooccurrence_neighbours([seqs.of(u) for u in range(len(seqs))], seqs.n_items)
     popularity = np.bincount(seqs.items, minlength=seqs.n_items).astype(np.float32)
-    return ItemSignals(popularity, np.asarray(years, dtype=np.int32), codes, n_codes, ids, sims)
+    return ItemSignals(popularity, np.asarray(years, dtype=np.int32), offsets, codes, n_codes, ids, sims)
 
 
 def _ndcg(ranked: npt.NDArray[np.int64], relevant: set[int]) -> float:
