@@ -31,7 +31,7 @@ MIN_EVENTS_TO_LEARN = 1000
 MIN_USERS_TO_LEARN = 20
 TASTE_WEIGHT = 1.0
 # Part of every cache key: bump it when training code changes what a given input produces.
-TRAINER_VERSION = 3
+TRAINER_VERSION = 4
 
 
 @dataclass(frozen=True, slots=True)
