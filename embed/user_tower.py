@@ -24,7 +24,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from tastebud.embed.users import recency_weights
+
+
+def recency_weights(n: int, half_life: float) -> npt.NDArray[np.float32]:
+    """float32[n]: weight of each history position, oldest first, the last one 1.0, halving
+    every ``half_life`` positions back."""
+    age = np.arange(n - 1, -1, -1, dtype=np.float64)
+    return np.power(0.5, age / half_life).astype(np.float32)
 
 
 @dataclass(frozen=True, slots=True)

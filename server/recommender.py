@@ -85,9 +85,6 @@ class Recommender:
         self._dimensions = {"item": int(index.manifest.retrieval["dimension"]),
                             "query": int(index.manifest.retrieval["dimension"]) - 1,
                             "text": index.manifest.model.dimension}
-        pop = index.items.popularity
-        self._popularity = (np.log1p(pop) / max(float(np.log1p(pop.max())), 1e-9)).astype(np.float32) if len(pop) \
-            else pop
         self._titles: dict[str, list[int]] = {}
         for row, title in enumerate(index.items.titles):
             self._titles.setdefault(normalize_title(title), []).append(row)
@@ -206,8 +203,7 @@ class Recommender:
         retrieved = await self._retrieve(vector, query.k, item_filter, drop, restrict, deadline)
         recent = history.items[-self._tower.history_length:]
         scores, note = await self._learned_scores(retrieved, history, vector, deadline)
-        request = RerankRequest(query.k, drop, self._allowed(item_filter), self._popularity, 0.0, query.diversity,
-                                ranker_scores=scores)
+        request = RerankRequest(query.k, drop, self._allowed(item_filter), query.diversity, ranker_scores=scores)
         return self._finish(self._without_bias(retrieved), request, deadline,
                             self._history_reasons(recent, recent_vectors, query.taste), note)
 
@@ -254,7 +250,7 @@ class Recommender:
         drop = np.array([row], dtype=np.int64)
         user = self._tower.user_vector(await self._vectors(drop, "query"))
         retrieved = await self._retrieve(self._tower.query(user), query.k, item_filter, drop, None, deadline)
-        request = RerankRequest(query.k, drop, self._allowed(item_filter), self._popularity)
+        request = RerankRequest(query.k, drop, self._allowed(item_filter))
         title, item_id = self._items.titles[row], query.item_id
         return self._finish(self._without_bias(retrieved), request, deadline,
                             lambda pos, ranked: (f"similar to {title}", item_id))
@@ -280,7 +276,7 @@ class Recommender:
                                     np.concatenate([candidates.vectors, vectors]))
             bonus = np.where(np.isin(candidates.ids, title_rows), TITLE_MATCH_BONUS, 0.0).astype(np.float32)
             candidates = Candidates(candidates.ids, candidates.scores + bonus, candidates.vectors)
-        request = RerankRequest(query.k, np.zeros(0, np.int64), self._allowed(item_filter), self._popularity)
+        request = RerankRequest(query.k, np.zeros(0, np.int64), self._allowed(item_filter))
         title_set = set(title_rows.tolist())
 
         def reason(pos: int, ranked: Candidates) -> tuple[str, str]:

@@ -1,8 +1,9 @@
 """Second stage: turn retrieved candidates into the final, ordered list.
 
-``Reranker`` is the seam (a learned ranker slots in later); ``RuleReranker`` is this version's
-chain: drop seen and filtered items, blend in popularity (strong for cold users, fading as
-history grows), then take the top k, by MMR when diversity is asked. All pure numpy.
+``Reranker`` is the seam; ``RuleReranker`` is the chain the server runs: drop seen, excluded
+and filtered items, take the learned ranker's scores when it ran (``server/learned_ranker.py``
+computes them; popularity is already in the retrieval score as the item prior b_j), then the
+top k, by MMR when diversity is asked. All pure numpy.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ class RerankRequest:
     """What the re-ranker may use besides the candidates.
 
     ``drop`` are global ids never to return (seen items, the query item); ``allowed`` is
-    bool[n_items] from the filter (None: no filter); ``popularity`` is float32[n_items] in 0..1
-    and ``popularity_weight`` how much of it to add to each score; ``diversity`` in 0..1;
+    bool[n_items] from the filter (None: no filter); ``diversity`` in 0..1;
     ``ranker_scores`` (float32[m], aligned with the candidates), when a learned ranker ran,
     replace the retrieval scores.
     """
@@ -30,8 +30,6 @@ class RerankRequest:
     k: int
     drop: npt.NDArray[np.int64]
     allowed: npt.NDArray[np.bool_] | None
-    popularity: npt.NDArray[np.float32]
-    popularity_weight: float = 0.0
     diversity: float = 0.0
     ranker_scores: npt.NDArray[np.float32] | None = None
 
@@ -90,12 +88,12 @@ def mmr_order(scores: npt.NDArray[np.float32], vectors: npt.NDArray[np.float32],
 
 
 class RuleReranker:
-    """Seen/filter removal, learned scores when given, popularity blend, then top-k or MMR."""
+    """Seen/filter removal, learned scores when given, then top-k or MMR."""
 
     def rerank(self, candidates: Candidates, request: RerankRequest) -> Candidates:
         if request.ranker_scores is not None:
             candidates = Candidates(candidates.ids, request.ranker_scores.astype(np.float32), candidates.vectors)
         eligible = candidates.take(keep_eligible(candidates, request.drop, request.allowed))
-        scores = eligible.scores + np.float32(request.popularity_weight) * request.popularity[eligible.ids]
+        scores = eligible.scores
         order = mmr_order(scores.astype(np.float32), eligible.vectors, request.k, request.diversity)
         return eligible.take(order, scores.astype(np.float32))

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from tastebud.embed.user_tower import (
     CONTENT_HALF_LIFE, CONTENT_HISTORY, CONTENT_POPULARITY_WEIGHT, UserTower, content_index_vectors, content_tower,
 )
-from tastebud.embed.users import history_vector
 
 
 def tower(weights=(1.0, 0.5, 0.25), projection=None, normalize=False, taste_weight=1.0) -> UserTower:
@@ -118,9 +117,11 @@ def test_the_content_tower_halves_every_20_interactions():
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, CONTENT_HISTORY))
 def test_the_content_tower_is_the_normalised_history_vector(seed, n):
-    """The content model's user is the earlier serving path's personal vector, up to rounding."""
+    """The content model's user is the normalised recency-weighted mean of the history."""
     history = np.random.default_rng(seed).standard_normal((n, 8)).astype(np.float32)
-    np.testing.assert_allclose(content_tower().user_vector(history), history_vector(history, CONTENT_HALF_LIFE),
+    weights = 0.5 ** (np.arange(n - 1, -1, -1) / CONTENT_HALF_LIFE)  # most recent weighs 1
+    mean = weights @ history.astype(np.float64)
+    np.testing.assert_allclose(content_tower().user_vector(history), mean / np.linalg.norm(mean),
                                rtol=1e-5, atol=1e-6)
 
 

@@ -1,4 +1,4 @@
-"""The rule re-ranker: eligibility, popularity blend, top-k and MMR diversity."""
+"""The re-ranking chain: eligibility, learned scores, top-k and MMR diversity."""
 
 from __future__ import annotations
 
@@ -23,10 +23,9 @@ def candidates(ids, scores, vectors=None) -> Candidates:
     return Candidates(ids, np.asarray(scores, dtype=np.float32), np.asarray(vectors, dtype=np.float32))
 
 
-def request(k, drop=(), allowed=None, popularity=None, popularity_weight=0.0, diversity=0.0) -> RerankRequest:
-    return RerankRequest(k=k, drop=np.asarray(drop, dtype=np.int64), allowed=allowed,
-                         popularity=np.zeros(N_ITEMS, np.float32) if popularity is None else popularity,
-                         popularity_weight=popularity_weight, diversity=diversity)
+def request(k, drop=(), allowed=None, diversity=0.0, ranker_scores=None) -> RerankRequest:
+    return RerankRequest(k=k, drop=np.asarray(drop, dtype=np.int64), allowed=allowed, diversity=diversity,
+                         ranker_scores=None if ranker_scores is None else np.asarray(ranker_scores, np.float32))
 
 
 def test_keep_eligible_drops_seen_filtered_missing_and_duplicates():
@@ -37,16 +36,16 @@ def test_keep_eligible_drops_seen_filtered_missing_and_duplicates():
     assert keep_eligible(c, np.zeros(0, np.int64), None).tolist() == [0, 1, 3, 5, 6]
 
 
-def test_popularity_weight_changes_the_order():
-    c = candidates([1, 2], [0.8, 0.7])
-    popularity = np.zeros(N_ITEMS, np.float32)
-    popularity[2] = 1.0
-    plain = RuleReranker().rerank(c, request(2, popularity=popularity))
-    assert plain.ids.tolist() == [1, 2]
-    np.testing.assert_allclose(plain.scores, [0.8, 0.7])
-    blended = RuleReranker().rerank(c, request(2, popularity=popularity, popularity_weight=0.25))
-    assert blended.ids.tolist() == [2, 1]
-    np.testing.assert_allclose(blended.scores, [0.95, 0.8])
+def test_ranker_scores_replace_retrieval_scores():
+    c = candidates([1, 2, 3], [0.8, 0.7, 0.6])
+    plain = RuleReranker().rerank(c, request(3))
+    assert plain.ids.tolist() == [1, 2, 3]
+    np.testing.assert_allclose(plain.scores, [0.8, 0.7, 0.6])
+    learned = RuleReranker().rerank(c, request(2, ranker_scores=[-1.0, 2.0, 0.5]))
+    assert learned.ids.tolist() == [2, 3]
+    np.testing.assert_allclose(learned.scores, [2.0, 0.5])
+    dropped = RuleReranker().rerank(c, request(3, drop=[2], ranker_scores=[-1.0, 2.0, 0.5]))
+    assert dropped.ids.tolist() == [3, 1]
 
 
 def test_mmr_without_diversity_is_score_order(rng):
@@ -121,11 +120,10 @@ def rerank_cases(draw):
     vectors = unit(rng.standard_normal((m, 4))) if m else np.zeros((0, 4), np.float32)
     drop = rng.choice(N_ITEMS, draw(st.integers(0, 10)), replace=False)
     allowed = rng.random(N_ITEMS) < 0.7 if draw(st.booleans()) else None
-    popularity = rng.random(N_ITEMS).astype(np.float32)
+    learned = rng.standard_normal(m).astype(np.float32) if draw(st.booleans()) else None
     diversity = draw(st.sampled_from([0.0, 0.0, 0.2, 0.7, 1.0]))
     req = RerankRequest(k=draw(st.integers(0, 25)), drop=drop.astype(np.int64), allowed=allowed,
-                        popularity=popularity, popularity_weight=draw(st.sampled_from([0.0, 0.1, 1.0])),
-                        diversity=diversity)
+                        diversity=diversity, ranker_scores=learned)
     return Candidates(ids.astype(np.int64), scores, vectors), req
 
 
@@ -146,7 +144,8 @@ def test_reranker_invariants(case):
     assert set(ids) <= eligible
     assert len(ids) == len(set(ids)), "duplicates"
     assert len(ids) == min(req.k, len(eligible))
-    final = {i: c.scores[first_position[i]] + np.float32(req.popularity_weight) * req.popularity[i] for i in eligible}
+    source = c.scores if req.ranker_scores is None else req.ranker_scores
+    final = {i: source[first_position[i]] for i in eligible}
     np.testing.assert_allclose(out.scores, [final[i] for i in ids], rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(out.vectors, c.vectors[[first_position[i] for i in ids]].reshape(len(ids), 4))
     if req.diversity == 0:
