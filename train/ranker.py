@@ -1,4 +1,4 @@
-"""The learned re-ranker: LightGBM LambdaRank (its native API) over the retrieval model's top candidates.
+"""The learned re-ranker: LightGBM LambdaRank over the retrieval model's top candidates.
 
 Trained only on the build's own data, on the validation split the two-tower model already
 made: the model trained on each user's history prefix retrieves candidates, and a candidate
@@ -132,28 +132,27 @@ def train_ranker(holdout: Holdout, tower: UserTower, index_vectors: npt.NDArray[
 
     x_fit, y_fit, g_fit = stack(fit)
     x_val, y_val, g_val = stack(valid)
-    params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [K], "learning_rate": config.learning_rate,
-              "num_leaves": config.num_leaves, "min_data_in_leaf": config.min_child_samples, "seed": config.seed,
-              "deterministic": True, "force_row_wise": True, "num_threads": 1, "verbose": -1,
-              "lambdarank_truncation_level": 20}
-    train_set = lightgbm.Dataset(x_fit, y_fit, group=g_fit, feature_name=list(FEATURE_NAMES))
-    valid_set = lightgbm.Dataset(x_val, y_val, group=g_val, reference=train_set)
-    booster = lightgbm.train(params, train_set, num_boost_round=config.n_estimators, valid_sets=[valid_set],
-                             callbacks=[lightgbm.early_stopping(config.early_stopping, verbose=False)])
-    best = booster.best_iteration or None
+    ranker = lightgbm.LGBMRanker(
+        objective="lambdarank", n_estimators=config.n_estimators, learning_rate=config.learning_rate,
+        num_leaves=config.num_leaves, min_child_samples=config.min_child_samples, random_state=config.seed,
+        deterministic=True, force_row_wise=True, n_jobs=1, verbose=-1, lambdarank_truncation_level=20)
+    ranker.fit(x_fit, y_fit, group=g_fit, eval_X=(x_val,), eval_y=(y_val,), eval_group=[g_val], eval_at=[K],
+               feature_name=list(FEATURE_NAMES),
+               callbacks=[lightgbm.early_stopping(config.early_stopping, verbose=False)])
     retrieval_ndcg, ranked_ndcg = [], []
     for u, rows, features, _ in valid:
         relevant = set(holdout.targets[u].tolist())
         retrieval_ndcg.append(_ndcg(rows, relevant))
-        order = np.argsort(-booster.predict(features, num_iteration=best), kind="stable")
+        order = np.argsort(-ranker.booster_.predict(features, num_iteration=ranker.best_iteration_ or None),
+                           kind="stable")
         ranked_ndcg.append(_ndcg(rows[order], relevant))
     metrics = {"retrieval_ndcg@10": float(np.mean(retrieval_ndcg)), "ranker_ndcg@10": float(np.mean(ranked_ndcg)),
-               "validation_users": len(valid), "training_users": len(fit), "trees": int(best or 0),
+               "validation_users": len(valid), "training_users": len(fit), "trees": int(ranker.best_iteration_ or 0),
                "config": config.as_dict()}
     metrics["used"] = metrics["ranker_ndcg@10"] > metrics["retrieval_ndcg@10"]
     log.info("ranker validation NDCG@10 %.4f vs retrieval order %.4f (%s)", metrics["ranker_ndcg@10"],
              metrics["retrieval_ndcg@10"], "used" if metrics["used"] else "not used")
     if not metrics["used"]:
         return None, metrics
-    return booster.model_to_string(num_iteration=best), metrics
+    return ranker.booster_.model_to_string(num_iteration=ranker.best_iteration_ or None), metrics
 
