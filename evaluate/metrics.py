@@ -12,10 +12,13 @@ so the floats agree to the last bit, not only to the protocol's 1e-6.
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
+
+T = TypeVar("T")
 
 K = 10
 MISSING_ID = -1
@@ -47,12 +50,9 @@ def score_lists(
         if len(set(ranked)) != len(ranked):
             raise ValueError(f"user {user!r}: duplicate items in the list")
         shown.update(ranked)
-        hits = [1.0 if item in relevant else 0.0 for item in ranked]
-        ideal = min(k, len(relevant))
-        recall.append(sum(hits) / ideal)
-        dcg = sum(h / math.log2(r + 2) for r, h in enumerate(hits))
-        idcg = sum(1.0 / math.log2(r + 2) for r in range(ideal))
-        ndcg.append(dcg / idcg)
+        user_recall, user_ndcg = list_metrics(ranked, relevant, k)
+        recall.append(user_recall)
+        ndcg.append(user_ndcg)
     result: dict[str, float | int] = {
         "users": len(test),
         "users_without_list": sum(1 for user in test if len(recs.get(user, ())) == 0),
@@ -62,6 +62,16 @@ def score_lists(
     if n_items:
         result[f"coverage@{k}"] = len(shown) / n_items
     return result
+
+
+def list_metrics(ranked: Sequence[T], relevant: Collection[T], k: int = 10) -> tuple[float, float]:
+    """(Recall@k, NDCG@k) of one ranked list against a non-empty relevant set; binary relevance,
+    ideal DCG over min(k, |relevant|) hits, as the reference scorer computes them."""
+    hits = [1.0 if item in relevant else 0.0 for item in list(ranked)[:k]]
+    ideal = min(k, len(relevant))
+    dcg = sum(h / math.log2(r + 2) for r, h in enumerate(hits))
+    idcg = sum(1.0 / math.log2(r + 2) for r in range(ideal))
+    return sum(hits) / ideal, dcg / idcg
 
 
 def ann_recall(

@@ -11,7 +11,6 @@ number that decides whether it is used at all: it must beat retrieval order on N
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -21,6 +20,7 @@ from tastebud.embed.user_tower import UserTower
 from tastebud.errors import InvalidInputError
 from tastebud.server.features import FEATURE_NAMES, ItemSignals, UserContext, candidate_features, \
     cooccurrence_neighbours
+from tastebud.evaluate.metrics import list_metrics
 from tastebud.train.sequences import Sequences
 from tastebud.train.validation import Holdout
 
@@ -77,9 +77,7 @@ def item_signals(seqs: Sequences, years: npt.NDArray[np.int32], attributes: dict
 
 
 def _ndcg(ranked: npt.NDArray[np.int64], relevant: set[int]) -> float:
-    hits = [1.0 if int(j) in relevant else 0.0 for j in ranked[:K]]
-    ideal = min(K, len(relevant))
-    return sum(h / math.log2(r + 2) for r, h in enumerate(hits)) / sum(1.0 / math.log2(r + 2) for r in range(ideal))
+    return list_metrics(ranked.tolist(), relevant, K)[1]
 
 
 def _user_rows(signals: ItemSignals, tower: UserTower, index_vectors: npt.NDArray[np.float32],

@@ -8,13 +8,13 @@ evaluation's test period: this runs on whatever the build was given.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import numpy.typing as npt
 
+from tastebud.evaluate.metrics import list_metrics
 from tastebud.train.sequences import Sequences
 
 K = 10
@@ -50,12 +50,9 @@ def ranking_metrics(score: Callable[[int, npt.NDArray[np.int64]], npt.NDArray[np
         scores = np.array(score(u, history), dtype=np.float64)
         scores[history] = -np.inf
         top = np.argsort(-scores, kind="stable")[:K]
-        relevant = set(target.tolist())
-        hits = [1.0 if int(j) in relevant else 0.0 for j in top]
-        ideal = min(K, len(relevant))
-        recall.append(sum(hits) / ideal)
-        ndcg.append(sum(h / math.log2(r + 2) for r, h in enumerate(hits)) /
-                    sum(1.0 / math.log2(r + 2) for r in range(ideal)))
+        user_recall, user_ndcg = list_metrics(top.tolist(), set(target.tolist()), K)
+        recall.append(user_recall)
+        ndcg.append(user_ndcg)
     return {"ndcg@10": float(np.mean(ndcg)) if ndcg else 0.0, "recall@10": float(np.mean(recall)) if recall else 0.0,
             "users": len(ndcg)}
 
