@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 KINDS = ("auto", "two_tower", "content")
 MIN_EVENTS_TO_LEARN = 1000
 MIN_USERS_TO_LEARN = 20
+MIN_HISTORY_TO_VALIDATE = 5  # users with fewer events are never held out (the protocol's rule)
 TASTE_WEIGHT = 1.0
 # Part of every cache key: bump it when training code changes what a given input produces.
 TRAINER_VERSION = 4
@@ -92,6 +93,10 @@ def two_tower_model(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
         ranker = meta.get("ranker")
     else:
         holdout = holdout_split(seqs)
+        if not holdout.targets:
+            raise ModelValidationError(
+                f"cannot validate the two-tower model: no user has {MIN_HISTORY_TO_VALIDATE} or more interactions; "
+                "use --retrieval content (or auto), or give it more interactions")
         log.info("two-tower: validating on the last 20%% of %d users' histories", len(holdout.targets))
         trial = train_two_tower(text_vectors, holdout.prefix, config, progress)
         model_metrics = ranking_metrics(_score_with(trial), holdout)
@@ -100,7 +105,7 @@ def two_tower_model(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
         validation = {"model": model_metrics, "popularity": popularity_metrics, "seconds": round(trial.seconds, 2)}
         log.info("two-tower validation NDCG@10 %.4f vs popularity %.4f", model_metrics["ndcg@10"],
                  popularity_metrics["ndcg@10"])
-        if holdout.targets and model_metrics["ndcg@10"] <= popularity_metrics["ndcg@10"]:
+        if model_metrics["ndcg@10"] <= popularity_metrics["ndcg@10"]:
             raise ModelValidationError(
                 f"the two-tower model does worse than popularity on validation (NDCG@10 "
                 f"{model_metrics['ndcg@10']:.4f} <= {popularity_metrics['ndcg@10']:.4f}); not publishing it. "
@@ -131,7 +136,9 @@ def fit_retrieval(kind: str, text_vectors: npt.NDArray[np.float32], seqs: Sequen
     if kind not in KINDS:
         raise InvalidInputError(f"--retrieval must be one of {', '.join(KINDS)}, got {kind!r}")
     if kind == "auto":
-        enough = len(seqs.items) >= MIN_EVENTS_TO_LEARN and len(seqs) >= MIN_USERS_TO_LEARN
+        lengths = np.diff(seqs.offsets)
+        enough = len(seqs.items) >= MIN_EVENTS_TO_LEARN and len(seqs) >= MIN_USERS_TO_LEARN and \
+            bool((lengths >= MIN_HISTORY_TO_VALIDATE).any())
         kind = "two_tower" if enough else "content"
         if not enough:
             log.info("only %d events of %d users: using the content model (two-tower needs >= %d events, "
