@@ -86,7 +86,7 @@ def item_knn(train: Dataset, users: Sequence[str], k: int = 10, *, neighbours: i
     sim(i, j) = co-occurrences / sqrt(users of i * users of j); each item keeps its
     ``neighbours`` most similar items; a user's score of j is the sum over history items i of
     w_i * sim(i, j). ``half_life`` (interactions) weighs the history by recency as
-    ``embed/users.py`` does (the last item 1, halving every ``half_life`` back); None: all 1.
+    ``embed/user_tower.py`` does (the last item 1, halving every ``half_life`` back); None: all 1.
     """
     if neighbours < 1:
         raise InvalidInputError(f"neighbours must be >= 1, got {neighbours}")
