@@ -68,6 +68,10 @@ def open_index(path: Path, *, fingerprint: str, dimension: int, tuning: SearchTu
         LocalShard.open(version_dir, entry, table, tuning, executor, manifest.factory, manifest.version, dimensions)
         for entry in manifest.shards)
     tower = UserTower.load(version_dir / manifest.retrieval["user_tower"])
+    if tower.text_projection is not None and tower.text_projection.shape != (dimension, dimensions["item"] - 1):
+        raise IndexIntegrityError(f"{version_dir}: the user tower maps {tower.text_projection.shape[0]}-d text to "
+                                  f"{tower.text_projection.shape[1]}-d, the index needs {dimension} -> "
+                                  f"{dimensions['item'] - 1}")
     if sum(s.info().count for s in shards) != len(items):
         raise IndexIntegrityError(f"{version_dir}: shards hold {sum(s.info().count for s in shards)} items, "
                                   f"the item store {len(items)}")

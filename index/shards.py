@@ -133,6 +133,9 @@ class LocalShard:
                 raise IndexIntegrityError(f"shard {entry.shard}: {index.ntotal} vectors, the manifest says {entry.count}")
             spaces[name] = VectorSpace(index, vectors)
         query_vectors = np.load(version_dir / entry.files["query_vectors"], mmap_mode="r", allow_pickle=False)
+        if query_vectors.ndim != 2 or query_vectors.shape[1] != dimensions["item"] - 1:
+            raise IndexIntegrityError(f"shard {entry.shard}: query vectors of shape {query_vectors.shape}, the item "
+                                      f"space has {dimensions['item']} dimensions (query vectors need one fewer)")
         global_ids = np.load(version_dir / entry.files["ids"], allow_pickle=False).astype(np.int64)
         return cls(entry.shard, spaces, query_vectors, global_ids, table.subset(global_ids), tuning, executor,
                    factory, version)

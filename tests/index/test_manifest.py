@@ -337,3 +337,16 @@ def test_an_empty_catalog_is_refused(root, fake_encoder):
     with pytest.raises(InvalidInputError, match="no items"):
         build_index(empty, fake_encoder, root, OPTIONS)
     assert not (root / CURRENT).exists()
+
+
+def test_query_vectors_of_the_wrong_width_are_refused_even_with_valid_checksums(built):
+    """Shapes are checked, not only bytes: a consistent but wrong file is still refused."""
+    from tastebud.index.manifest import describe_files
+
+    version_dir = built.version_dir
+    name = built.manifest.shards[0].files["query_vectors"]
+    vectors = np.load(version_dir / name)
+    np.save(version_dir / name, np.ascontiguousarray(vectors[:, :-1]), allow_pickle=False)
+    rewrite_manifest(version_dir, lambda data: data["files"].update(describe_files(version_dir, [name])))
+    with pytest.raises(IndexIntegrityError, match="query vectors"):
+        open_fake(version_dir)
