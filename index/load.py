@@ -16,6 +16,7 @@ from pathlib import Path
 from tastebud.embed.user_tower import UserTower
 from tastebud.errors import IndexIntegrityError
 from tastebud.index.faiss_index import SearchTuning
+from tastebud.index.filters import ItemTable
 from tastebud.index.histories import UserHistories
 from tastebud.index.items import ItemStore
 from tastebud.index.manifest import Manifest, read_manifest, verify_files
@@ -28,7 +29,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class LoadedIndex:
-    """One index version in memory: its manifest, item store, build-time histories and shards."""
+    """One index version in memory: its manifest, item store, build-time histories, shards, user
+    tower, the filter table over all items (built once; shards hold subsets of it) and ranker."""
 
     version_dir: Path
     manifest: Manifest
@@ -36,6 +38,7 @@ class LoadedIndex:
     histories: UserHistories
     shards: tuple[LocalShard, ...]
     tower: UserTower
+    table: ItemTable
     ranker: LearnedRanker | None = None
 
 
@@ -81,4 +84,4 @@ def open_index(path: Path, *, fingerprint: str, dimension: int, tuning: SearchTu
     if manifest.retrieval.get("ranker"):
         files = manifest.retrieval["ranker"]
         ranker = LearnedRanker.load(version_dir / files["model"], version_dir / files["neighbours"], items)
-    return LoadedIndex(version_dir, manifest, items, histories, shards, tower, ranker)
+    return LoadedIndex(version_dir, manifest, items, histories, shards, tower, table, ranker)

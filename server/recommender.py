@@ -81,7 +81,7 @@ class Recommender:
         self._reranker = reranker
         self._executor = executor
         self._config = config
-        self._table: ItemTable = index.items.table()
+        self._table: ItemTable = index.table
         self._dimensions = {"item": int(index.manifest.retrieval["dimension"]),
                             "query": int(index.manifest.retrieval["dimension"]) - 1,
                             "text": index.manifest.model.dimension}
