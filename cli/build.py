@@ -29,7 +29,9 @@ def read_inputs(args: argparse.Namespace) -> Dataset:
 
 def run_build(args: argparse.Namespace) -> int:
     from tastebud.embed.encoder import SentenceTransformerEncoder
+    from tastebud.embed.precomputed import load_precomputed_vectors
     from tastebud.index.build import BuildOptions, build_index
+    from tastebud.index.faiss_index import SearchTuning
     from tastebud.ingest.interaction_store import STORE_NAME, InteractionStore, with_recorded
 
     started = time.perf_counter()
@@ -43,11 +45,15 @@ def run_build(args: argparse.Namespace) -> int:
             dataset = with_recorded(dataset, store.all_since(0))
         finally:
             store.close()
+    tuning = SearchTuning(**{name: value for name, value in (("ef_search", args.ef_search), ("nprobe", args.nprobe))
+                             if value is not None})
     options = BuildOptions(n_shards=args.shards, factory=args.factory, exact_threshold=args.exact_threshold,
                            seed=args.seed, progress=not args.no_progress, store_high_water=high_water,
-                           retrieval=args.retrieval)
+                           retrieval=args.retrieval, tuning=tuning)
     encoder = SentenceTransformerEncoder(args.model, batch_size=args.batch_size)
-    result = build_index(dataset, encoder, args.out, options)
+    vectors = load_precomputed_vectors(args.vectors, dataset.catalog.item_ids, encoder.dimension) \
+        if args.vectors else None
+    result = build_index(dataset, encoder, args.out, options, text_vectors=vectors)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     m = result.manifest
     print(f"published {result.version_dir}  ({m.n_items} items, {m.n_users} users, {m.n_events} events, "

@@ -37,6 +37,10 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shards", type=_positive, default=4, help="number of shards")
     p.add_argument("--factory", help="FAISS factory string (default: Flat below --exact-threshold items, else HNSW32,Flat)")
     p.add_argument("--exact-threshold", type=int, default=200_000, help="catalog size from which HNSW is used")
+    p.add_argument("--ef-search", type=_positive, help="HNSW search depth the index is served with (default 128)")
+    p.add_argument("--nprobe", type=_positive, help="IVF lists probed per search (default 32)")
+    p.add_argument("--vectors", type=Path, help="precomputed item vectors (.npz with 'ids' and 'vectors', "
+                                                "L2-normalised, from --model): skips embedding the catalog")
     p.add_argument("--model", default="all-MiniLM-L6-v2", help="sentence-transformers model name or path")
     p.add_argument("--batch-size", type=_positive, default=64, help="embedding batch size")
     p.add_argument("--store", type=Path, help="interaction store to include (default: <out>/interactions.sqlite)")

@@ -88,9 +88,11 @@ def item_popularity(item_rows: npt.NDArray[np.int64], n_items: int) -> npt.NDArr
     return np.bincount(item_rows, minlength=n_items).astype(np.float32)
 
 
-def build_index(dataset: Dataset, encoder: Encoder, out_root: Path, options: BuildOptions = BuildOptions()
-                ) -> BuildResult:
-    """Build and publish a new index version of ``dataset`` under ``out_root``."""
+def build_index(dataset: Dataset, encoder: Encoder, out_root: Path, options: BuildOptions = BuildOptions(),
+                text_vectors: npt.NDArray[np.float32] | None = None) -> BuildResult:
+    """Build and publish a new index version of ``dataset`` under ``out_root``.
+
+    ``text_vectors`` (one row per catalog item, from ``encoder``'s model) skips embedding."""
     catalog, log_ = dataset.catalog, dataset.interactions
     if len(catalog) == 0:
         raise InvalidInputError("the catalog has no items; nothing to index")
@@ -100,8 +102,14 @@ def build_index(dataset: Dataset, encoder: Encoder, out_root: Path, options: Bui
     cache_root = options.cache_dir or out_root / ".cache"
 
     with _timed(seconds, "embed"):
-        cache = EmbeddingCache(cache_root / "embeddings", encoder.fingerprint)
-        text_vectors, newly_embedded = cache.embed(catalog.texts, encoder, progress=options.progress)
+        if text_vectors is None:
+            cache = EmbeddingCache(cache_root / "embeddings", encoder.fingerprint)
+            text_vectors, newly_embedded = cache.embed(catalog.texts, encoder, progress=options.progress)
+        elif text_vectors.shape != (len(catalog), encoder.dimension):
+            raise InvalidInputError(f"precomputed vectors are {text_vectors.shape}, the catalog needs "
+                                    f"({len(catalog)}, {encoder.dimension})")
+        else:
+            newly_embedded = 0
 
     with _timed(seconds, "histories"):
         row_of = {item_id: row for row, item_id in enumerate(catalog.item_ids)}

@@ -350,3 +350,20 @@ def test_query_vectors_of_the_wrong_width_are_refused_even_with_valid_checksums(
     rewrite_manifest(version_dir, lambda data: data["files"].update(describe_files(version_dir, [name])))
     with pytest.raises(IndexIntegrityError, match="query vectors"):
         open_fake(version_dir)
+
+
+def test_precomputed_vectors_are_indexed_as_given_without_encoding(root: Path, fake_encoder, rng):
+    dataset = tiny_dataset()
+    vectors = rng.standard_normal((N_ITEMS, fake_encoder.dimension)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    result = build_index(dataset, fake_encoder, root, OPTIONS, text_vectors=vectors)
+    assert result.newly_embedded == 0
+    loaded_rows = []
+    for entry in result.manifest.shards:
+        ids = np.load(result.version_dir / entry.files["ids"])
+        text = np.load(result.version_dir / entry.files["text_vectors"])
+        np.testing.assert_array_equal(text, vectors[ids])
+        loaded_rows.extend(ids.tolist())
+    assert sorted(loaded_rows) == list(range(N_ITEMS))
+    with pytest.raises(InvalidInputError, match="precomputed vectors are"):
+        build_index(dataset, fake_encoder, root, OPTIONS, text_vectors=vectors[:-1])
