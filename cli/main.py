@@ -188,6 +188,12 @@ def _run_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def _add_loadtest(sub: argparse._SubParsersAction) -> None:
+    from tastebud.cli.loadtest import add_loadtest
+
+    add_loadtest(sub, _positive)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tastebud", description="Personalised recommendations: build, serve, query.")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO) to stderr")
@@ -197,6 +203,7 @@ def parser() -> argparse.ArgumentParser:
     _add_client(sub)
     _add_eval(sub)
     _add_demo(sub)
+    _add_loadtest(sub)
     return p
 
 
