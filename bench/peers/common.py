@@ -149,7 +149,7 @@ def tune(set_knob: Callable[[int], None], values: list[int], make_client: Callab
 
     ``fresh_client``: make a new client after each knob change (a server restarted by it)."""
     sweep = []
-    client = [make_client()]
+    client = None if fresh_client else [make_client()]
     chosen = None
     for v in values:
         set_knob(v)

@@ -1,0 +1,180 @@
+"""tastebud: ``tastebud build --vectors`` then ``tastebud serve``, queried through the public gRPC API.
+
+Runs in tastebud's .venv. The catalog is the benchmark's vectors written by
+``bench.synthetic.write_vector_catalog``; its interactions are replaced by exactly one event
+per item, all at the same time, because the build needs interactions and the content model's
+prior b_j = 0.05 * log-popularity is then the same for every item: the served scores
+[t_i, 1] . [t_j, b_j] are the inner products t_i . t_j plus one constant, so ``SimilarItems``
+(the item's own vector as the query, the item itself left out) is exactly the inner-product
+kNN search the peers run. Build: 4 shards, ``HNSW32,Flat``, ``--ef-search`` from the sweep;
+the served efSearch is fixed at build time, so each tuning step is a build (it stops at the
+first value reaching the target). Each caller thread has its own gRPC channel.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(ROOT))
+
+import common  # noqa: E402
+import numpy as np  # noqa: E402
+
+SHARDS = 4
+FACTORY = "HNSW32,Flat"
+N_USERS = 1000
+
+
+def write_catalog(work: common.Work, folder: Path) -> dict[str, Path]:
+    from bench.synthetic import write_vector_catalog
+
+    marker = folder / "done"
+    paths = {"items": folder / "items.csv", "interactions": folder / "interactions.csv", "vectors": folder / "vectors.npz"}
+    if marker.exists() and marker.read_text() == str(len(work.vectors)):
+        return paths
+    labels = np.load(work.folder / "labels.npy")
+    write_vector_catalog(folder, np.asarray(work.vectors), labels, n_users=1)
+    with open(paths["interactions"], "w") as f:  # one event per item, same time: a constant prior
+        f.write("user_id,item_id,timestamp\n")
+        f.writelines(f"u{r % N_USERS},i{r},1600000000\n" for r in range(len(work.vectors)))
+    marker.write_text(str(len(work.vectors)))
+    return paths
+
+
+def tastebud_exe() -> str:
+    return str(Path(sys.executable).parent / "tastebud")
+
+
+def build(paths: dict[str, Path], out: Path, ef: int, log) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [tastebud_exe(), "build", "--items", str(paths["items"]), "--interactions", str(paths["interactions"]),
+           "--vectors", str(paths["vectors"]), "--retrieval", "content", "--shards", str(SHARDS),
+           "--factory", FACTORY, "--ef-search", str(ef), "--out", str(out), "--no-progress"]
+    common.log("$ " + " ".join(cmd))
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"tastebud build failed ({done.returncode}); see {log.name}")
+    import json
+
+    manifest = json.loads((out / "current" / "manifest.json").read_text())
+    common.log(f"built in {seconds:.1f}s; steps {manifest['build']['seconds']}")
+    return {"total_s": seconds, "steps_s": manifest["build"]["seconds"], "version": manifest["version"],
+            "tuning": manifest["build"]["tuning"], "factory": manifest["factory"], "command": " ".join(cmd)}
+
+
+class Server:
+    def __init__(self, index: Path, log) -> None:
+        self.index, self.log = index, log
+        self.port = common.free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> float:
+        import grpc
+        from tastebud.v1 import recommender_pb2 as pb
+        from tastebud.v1 import recommender_pb2_grpc as pbg
+
+        t0 = time.perf_counter()
+        cmd = [tastebud_exe(), "serve", "--index", str(self.index), "--port", str(self.port)]
+        common.log("$ " + " ".join(cmd))
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+        def up() -> bool:
+            with grpc.insecure_channel(f"127.0.0.1:{self.port}") as ch:
+                pbg.RecommenderStub(ch).GetIndexInfo(pb.GetIndexInfoRequest(), timeout=2)
+            return True
+
+        common.wait_until(up, 300, "tastebud serve", self.proc)
+        return time.perf_counter() - t0
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()  # graceful: SIGTERM
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+def main() -> int:
+    args = common.worker_args()
+    work = common.load_work(args.work)
+    cfg = work.config
+    import grpc
+    from tastebud.v1 import recommender_pb2 as pb
+    from tastebud.v1 import recommender_pb2_grpc as pbg
+
+    folder = Path(cfg["scratch"]) / "tastebud"
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    paths = write_catalog(work, folder / "catalog")
+    common.log(f"catalog files ready in {time.perf_counter() - t0:.1f}s")
+    log = open(folder / "tastebud.log", "w")
+    degraded = {"count": 0}
+    server: Server | None = None
+    built: dict = {}
+    start_s = 0.0
+
+    def make_client():
+        channel = grpc.insecure_channel(f"127.0.0.1:{server.port}", options=[("grpc.use_local_subchannel_pool", 1)])
+        return pbg.RecommenderStub(channel)
+
+    def search(stub, qid: int, vector: np.ndarray) -> list:
+        resp = stub.SimilarItems(pb.SimilarItemsRequest(item_id=f"i{qid}", k=10), timeout=30)
+        if resp.degraded:
+            degraded["count"] += 1
+        return [int(it.item_id[1:]) for it in resp.items]
+
+    def set_knob(value: int) -> None:
+        nonlocal server, built, start_s
+        if server is not None:
+            server.stop()
+        built = build(paths, folder / f"index-ef{value}", value, log)
+        server = Server(folder / f"index-ef{value}", log)
+        start_s = server.start()
+        common.log(f"tastebud serve up (pid {server.proc.pid}, port {server.port}) in {start_s:.1f}s")
+
+    try:
+        tuned = common.tune(set_knob, cfg["knobs"]["tastebud"], make_client, search, work, cfg["target_recall"],
+                            fresh_client=True)
+        common.log(f"efSearch = {tuned['value']}")
+        measured = common.measure(make_client, search, work)
+        memory = common.tree_memory(server.proc.pid)
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+            info = pbg.RecommenderStub(ch).GetIndexInfo(pb.GetIndexInfoRequest(), timeout=5)
+    finally:
+        if server is not None:
+            server.stop()
+        log.close()
+    from importlib.metadata import version
+
+    common.write_result(args.out, {
+        "system": "tastebud", "knob": "efSearch", "tuning": tuned, **measured,
+        "build": {**built, "server_start_s": start_s},
+        "memory": memory, "degraded_responses": degraded["count"],
+        "config": {"index": f"{SHARDS} shards, {FACTORY} (efConstruction 80), content retrieval",
+                   "index_info": re.sub(r"\s+", " ", str(info)).strip(),
+                   "transport": "gRPC on 127.0.0.1 (SimilarItems, k=10)",
+                   "note": "the server fetches max(3k, 200) candidates per shard, so FAISS searches each shard "
+                           "with ef = max(efSearch, 200)"},
+        "versions": {"tastebud": version("tastebud"), "grpcio": version("grpcio"), "faiss-cpu": version("faiss-cpu")},
+    })
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
