@@ -24,9 +24,18 @@ from tastebud.index.filters import ItemFilter, ItemTable
 from tastebud.index.manifest import ShardEntry
 from tastebud.index.merge import MISSING_ID, topk_rows
 
-# Below this many allowed items a filtered search is done exactly over just those items:
-# cheaper than a graph walk that skips most nodes, and it never under-fills.
+# A filtered search is done exactly over just the allowed items when they are few, both in
+# number and as a share of the shard: cheaper than a graph walk that skips most nodes, and it
+# never under-fills. When nearly everything is allowed (a user's seen items excluded), the
+# index's own search with an ID selector is far cheaper than gathering and scoring every row.
 EXACT_SUBSET_MAX = 20_000
+EXACT_SUBSET_MAX_SHARE = 0.25
+
+# A search over at most this many stored floats (items x dimensions) runs inline on the
+# caller's thread: it takes tens of microseconds, and handing it to a thread pool costs more
+# than that (queue, wake-up, GIL hand-over). Bigger searches go to the executor, where FAISS
+# runs without the GIL beside the Python work of other requests.
+INLINE_SEARCH_MAX_FLOATS = 2_000_000
 
 _NO_IDS = np.zeros(0, dtype=np.int64)
 
@@ -115,6 +124,7 @@ class LocalShard:
         self._executor = executor
         self._factory = factory
         self._version = version
+        self._inline = {name: _cheap_to_search(space, factory) for name, space in spaces.items()}
 
     @classmethod
     def open(cls, version_dir: Path, entry: ShardEntry, table: ItemTable, tuning: SearchTuning,
@@ -143,6 +153,11 @@ class LocalShard:
     @property
     def shard(self) -> int:
         return self._shard
+
+    @property
+    def global_ids(self) -> npt.NDArray[np.int64]:
+        """The global id (item row) of each of this shard's local rows, ascending."""
+        return self._global_ids
 
     def info(self) -> ShardInfo:
         return ShardInfo(self._shard, len(self._global_ids), self._factory, self._version)
@@ -181,7 +196,7 @@ class LocalShard:
         if n_allowed == 0:
             local = np.full((len(queries), k), MISSING_ID, dtype=np.int64)
             scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
-        elif allowed is not None and n_allowed <= EXACT_SUBSET_MAX:
+        elif allowed is not None and n_allowed <= min(EXACT_SUBSET_MAX, EXACT_SUBSET_MAX_SHARE * len(allowed)):
             rows = np.flatnonzero(allowed).astype(np.int64)
             sub_scores = (queries @ np.asarray(space.vectors[rows]).T).astype(np.float32)
             scores, local = topk_rows(sub_scores, np.broadcast_to(rows, sub_scores.shape), k)
@@ -208,6 +223,8 @@ class LocalShard:
         return ShardHits(scores.astype(np.float32), ids, vectors)
 
     async def search(self, queries: npt.NDArray[np.float32], query: ShardQuery) -> ShardHits:
+        if self._executor is None or self._inline.get(query.space, False):
+            return self.search_sync(queries, query)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self.search_sync, queries, query)
 
@@ -221,3 +238,8 @@ class LocalShard:
     async def vectors(self, global_ids: npt.NDArray[np.int64], kind: str = "item") -> npt.NDArray[np.float32]:
         # A memory-mapped row lookup: too cheap to be worth a thread hop.
         return self.vectors_sync(global_ids, kind)
+
+
+def _cheap_to_search(space: VectorSpace, factory: str) -> bool:
+    """Whether one query over this space costs less than a thread-pool hand-over."""
+    return factory == "Flat" and space.vectors.shape[0] * space.vectors.shape[1] <= INLINE_SEARCH_MAX_FLOATS
