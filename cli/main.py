@@ -65,6 +65,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="all-MiniLM-L6-v2", help="embedding model; must match the index")
     p.add_argument("--workers", type=_positive, default=None, help="threads for search and encoding (default: cores)")
     p.add_argument("--max-concurrent-rpcs", type=_positive, default=256, help="admission limit")
+    p.add_argument("--ef-search", type=_positive, help="HNSW search depth (default: what the index was built with)")
+    p.add_argument("--nprobe", type=_positive, help="IVF lists probed (default: what the index was built with)")
     p.add_argument("--config", type=Path, help="server TOML; flags given explicitly override it")
     p.set_defaults(run=_run_serve)
 
@@ -79,6 +81,9 @@ def _run_serve(args: argparse.Namespace) -> int:
               "max_concurrent_rpcs": args.max_concurrent_rpcs}
     if args.workers:
         values["workers"] = args.workers
+    for name in ("ef_search", "nprobe"):
+        if getattr(args, name) is not None:
+            values[name] = getattr(args, name)
     config = ServerConfig.from_toml(args.config, **values) if args.config else ServerConfig(**values)
     asyncio.run(serve(config))
     return EXIT_OK

@@ -53,7 +53,7 @@ def check_model(manifest: Manifest, fingerprint: str, dimension: int, source: st
             f"the server's model has weights {fingerprint[:12]}; rebuild the index or serve it with its model")
 
 
-def open_index(path: Path, *, fingerprint: str, dimension: int, tuning: SearchTuning | None = None,
+def open_index(path: Path, *, fingerprint: str, dimension: int, tuning_overrides: dict[str, float] | None = None,
                executor: Executor | None = None) -> LoadedIndex:
     """Verify and load the version at ``path`` (a version folder, or an index root's ``current``)."""
     version_dir = resolve_version_dir(Path(path))
@@ -64,7 +64,8 @@ def open_index(path: Path, *, fingerprint: str, dimension: int, tuning: SearchTu
     if len(items) != manifest.n_items:
         raise IndexIntegrityError(f"{version_dir}: item store has {len(items)} items, the manifest says {manifest.n_items}")
     histories = UserHistories.read(version_dir / "users.parquet")
-    tuning = tuning or SearchTuning(**manifest.build.get("tuning", {}))
+    # The build's search knobs, unless the operator overrides some at serve time (--ef-search ...).
+    tuning = SearchTuning(**{**manifest.build.get("tuning", {}), **(tuning_overrides or {})})
     table = items.table()
     dimensions = {"item": int(manifest.retrieval["dimension"]), "text": dimension}
     shards = tuple(

@@ -155,6 +155,10 @@ class LocalShard:
         return self._shard
 
     @property
+    def tuning(self) -> SearchTuning:
+        return self._tuning
+
+    @property
     def global_ids(self) -> npt.NDArray[np.int64]:
         """The global id (item row) of each of this shard's local rows, ascending."""
         return self._global_ids

@@ -22,7 +22,8 @@ class ServerConfig:
     """``index``: an index root (serves its ``current``) or a version folder.
     ``store``: the SQLite interaction store (default ``<index root>/interactions.sqlite``).
     ``workers``: threads for FAISS and the encoder; ``max_concurrent_rpcs``: admission cap.
-    ``model``: must be the model the index was built with (checked by fingerprint)."""
+    ``model``: must be the model the index was built with (checked by fingerprint).
+    ``ef_search`` / ``nprobe``: search depth, overriding what the index was built with."""
 
     index: Path
     host: str = "127.0.0.1"
@@ -33,6 +34,8 @@ class ServerConfig:
     max_concurrent_rpcs: int = 256
     faiss_threads: int = 1
     grace_seconds: float = 5.0
+    ef_search: int | None = None
+    nprobe: int | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -43,8 +46,16 @@ class ServerConfig:
             raise InvalidInputError(f"max_concurrent_rpcs must be within 1..100000, got {self.max_concurrent_rpcs}")
         if not 1 <= self.faiss_threads <= 64:
             raise InvalidInputError(f"faiss_threads must be within 1..64, got {self.faiss_threads}")
+        for name in ("ef_search", "nprobe"):
+            value = getattr(self, name)
+            if value is not None and not 1 <= value <= 100_000:
+                raise InvalidInputError(f"{name} must be within 1..100000, got {value}")
         if self.grace_seconds < 0:
             raise InvalidInputError(f"grace_seconds must be >= 0, got {self.grace_seconds}")
+
+    def tuning_overrides(self) -> dict[str, float]:
+        """Search knobs set for this server, overriding the ones the index was built with."""
+        return {name: getattr(self, name) for name in ("ef_search", "nprobe") if getattr(self, name) is not None}
 
     @property
     def store_path(self) -> Path:

@@ -367,3 +367,12 @@ def test_precomputed_vectors_are_indexed_as_given_without_encoding(root: Path, f
     assert sorted(loaded_rows) == list(range(N_ITEMS))
     with pytest.raises(InvalidInputError, match="precomputed vectors are"):
         build_index(dataset, fake_encoder, root, OPTIONS, text_vectors=vectors[:-1])
+
+
+def test_serve_time_tuning_overrides_the_built_one(built):
+    from tastebud.index.faiss_index import SearchTuning
+
+    index = open_index(built.version_dir, fingerprint="fake-32", dimension=32, tuning_overrides={"ef_search": 333})
+    assert all(shard.tuning.ef_search == 333 for shard in index.shards)
+    assert all(shard.tuning.nprobe == SearchTuning().nprobe for shard in index.shards)
+    assert all(shard.tuning == SearchTuning() for shard in open_fake(built.version_dir).shards)
