@@ -200,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test-queries", type=int, help="test query count (default 2000; 300 with --quick)")
     p.add_argument("--max-seconds", type=float, default=30.0,
                    help="a measurement pass starts no new query after this long (slow systems run a prefix)")
+    p.add_argument("--reuse-results", default="",
+                   help="comma-separated systems whose result from an earlier run on the same --work data is "
+                        "taken as it is instead of measured again (marked as reused in the JSON)")
     p.add_argument("--timeout", type=float, default=3600.0, help="per system, seconds")
     p.add_argument("--work", type=Path, help="scratch folder (default /tmp/tastebud-peers[-quick])")
     p.add_argument("--peers-python", type=Path, default=ROOT / ".venv-peers" / "bin" / "python")
@@ -227,7 +230,19 @@ def main(argv: list[str] | None = None) -> int:
               "knobs": KNOBS, "scratch": str(work / "scratch"), "k": 10}
     (work / "config.json").write_text(json.dumps(config, indent=2))
     results: dict[str, dict] = {}
+    reuse = [s.strip() for s in args.reuse_results.split(",") if s.strip()]
+    for name in SYSTEMS:
+        if name in reuse:
+            path = work / f"result-{name}.json"
+            if not path.exists():
+                p.error(f"--reuse-results {name}: {path} not found")
+            results[name] = json.loads(path.read_text())
+            results[name]["reused_from_earlier_run"] = time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                    time.gmtime(path.stat().st_mtime))
+            print(f"== {name}: reusing {path} (written {results[name]['reused_from_earlier_run']})", flush=True)
     for name in systems:
+        if name in reuse:
+            continue
         python = args.tastebud_python if name == "tastebud" else args.peers_python
         results[name] = run_system(name, work, python, args.timeout)
         if "error" in results[name]:
@@ -246,11 +261,12 @@ def main(argv: list[str] | None = None) -> int:
                  "ground_truth": f"exact inner product (faiss {faiss.__version__} IndexFlatIP)"},
         "config": {k: v for k, v in config.items() if k != "scratch"},
         "ratios_tastebud_over_best_peer": summary,
-        "results": {n: {k: v for k, v in r.items()} for n, r in results.items()},
+        "results": {n: results[n] for n in SYSTEMS if n in results},
     }
     args.results.mkdir(parents=True, exist_ok=True)
     stem = "peers-quick" if args.quick else "peers"
     (args.results / f"{stem}.json").write_text(json.dumps(report, indent=2))
+    results = {n: results[n] for n in SYSTEMS if n in results}
     ok = {n: r for n, r in results.items() if "error" not in r}
     if ok:
         plot(ok, args.concurrency, args.results / f"{stem}.png",

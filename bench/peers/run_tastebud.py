@@ -6,9 +6,10 @@ per item, all at the same time, because the build needs interactions and the con
 prior b_j = 0.05 * log-popularity is then the same for every item: the served scores
 [t_i, 1] . [t_j, b_j] are the inner products t_i . t_j plus one constant, so ``SimilarItems``
 (the item's own vector as the query, the item itself left out) is exactly the inner-product
-kNN search the peers run. Build: 4 shards, ``HNSW32,Flat``, ``--ef-search`` from the sweep;
-the served efSearch is fixed at build time, so each tuning step is a build (it stops at the
-first value reaching the target). Each caller thread has its own gRPC channel.
+kNN search the peers run. Build: 4 shards, ``HNSW32,Flat``, built once. Each tuning step
+restarts ``tastebud serve --ef-search N`` on that index (a tastebud whose serve has no
+``--ef-search`` gets one build per step, ``build --ef-search N``, instead). Each caller
+thread has its own gRPC channel.
 """
 
 from __future__ import annotations
@@ -73,9 +74,14 @@ def build(paths: dict[str, Path], out: Path, ef: int, log) -> dict:
             "tuning": manifest["build"]["tuning"], "factory": manifest["factory"], "command": " ".join(cmd)}
 
 
+def serve_takes_ef_search() -> bool:
+    done = subprocess.run([tastebud_exe(), "serve", "--help"], capture_output=True, text=True)
+    return "--ef-search" in done.stdout
+
+
 class Server:
-    def __init__(self, index: Path, log) -> None:
-        self.index, self.log = index, log
+    def __init__(self, index: Path, log, ef_search: int | None = None) -> None:
+        self.index, self.log, self.ef_search = index, log, ef_search
         self.port = common.free_port()
         self.proc: subprocess.Popen | None = None
 
@@ -86,6 +92,9 @@ class Server:
 
         t0 = time.perf_counter()
         cmd = [tastebud_exe(), "serve", "--index", str(self.index), "--port", str(self.port)]
+        if self.ef_search is not None:
+            cmd += ["--ef-search", str(self.ef_search)]
+        self.command = " ".join(cmd)
         common.log("$ " + " ".join(cmd))
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
                                      env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -110,10 +119,18 @@ class Server:
         self.proc = None
 
 
+def git_commit() -> str:
+    done = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h %cI"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return done.stdout.strip() + (" (work tree has uncommitted changes)" if dirty else "")
+
+
 def main() -> int:
     args = common.worker_args()
     work = common.load_work(args.work)
     cfg = work.config
+    commit_at_start = git_commit()
     import grpc
     from tastebud.v1 import recommender_pb2 as pb
     from tastebud.v1 import recommender_pb2_grpc as pbg
@@ -139,12 +156,23 @@ def main() -> int:
             degraded["count"] += 1
         return [int(it.item_id[1:]) for it in resp.items]
 
+    at_serve = serve_takes_ef_search()
+    common.log("efSearch set by " + ("tastebud serve --ef-search (one build)" if at_serve else
+                                     "tastebud build --ef-search (one build per step)"))
+
     def set_knob(value: int) -> None:
         nonlocal server, built, start_s
         if server is not None:
             server.stop()
-        built = build(paths, folder / f"index-ef{value}", value, log)
-        server = Server(folder / f"index-ef{value}", log)
+        if at_serve:
+            index = folder / "index"
+            if not built:
+                built = build(paths, index, value, log)
+            server = Server(index, log, ef_search=value)
+        else:
+            index = folder / f"index-ef{value}"
+            built = build(paths, index, value, log)
+            server = Server(index, log)
         start_s = server.start()
         common.log(f"tastebud serve up (pid {server.proc.pid}, port {server.port}) in {start_s:.1f}s")
 
@@ -154,6 +182,7 @@ def main() -> int:
         common.log(f"efSearch = {tuned['value']}")
         measured = common.measure(make_client, search, work)
         memory = common.tree_memory(server.proc.pid)
+        server_command = server.command
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as ch:
             info = pbg.RecommenderStub(ch).GetIndexInfo(pb.GetIndexInfoRequest(), timeout=5)
     finally:
@@ -164,14 +193,17 @@ def main() -> int:
 
     common.write_result(args.out, {
         "system": "tastebud", "knob": "efSearch", "tuning": tuned, **measured,
-        "build": {**built, "server_start_s": start_s},
+        "build": {**built, "server_start_s": start_s, "serve_command": server_command},
         "memory": memory, "degraded_responses": degraded["count"],
         "config": {"index": f"{SHARDS} shards, {FACTORY} (efConstruction 80), content retrieval",
                    "index_info": re.sub(r"\s+", " ", str(info)).strip(),
                    "transport": "gRPC on 127.0.0.1 (SimilarItems, k=10)",
+                   "ef_search_set_by": "tastebud serve --ef-search" if at_serve else "tastebud build --ef-search",
                    "note": "the server fetches max(3k, 200) candidates per shard, so FAISS searches each shard "
                            "with ef = max(efSearch, 200)"},
-        "versions": {"tastebud": version("tastebud"), "grpcio": version("grpcio"), "faiss-cpu": version("faiss-cpu")},
+        "versions": {"tastebud": version("tastebud"), "tastebud_commit": commit_at_start,
+                     "tastebud_commit_at_end": git_commit(), "grpcio": version("grpcio"),
+                     "faiss-cpu": version("faiss-cpu")},
     })
     return 0
 
