@@ -67,6 +67,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-concurrent-rpcs", type=_positive, default=256, help="admission limit")
     p.add_argument("--ef-search", type=_positive, help="HNSW search depth (default: what the index was built with)")
     p.add_argument("--nprobe", type=_positive, help="IVF lists probed (default: what the index was built with)")
+    p.add_argument("--event-loop", choices=("uvloop", "asyncio"), help="event loop (default uvloop when installed)")
     p.add_argument("--config", type=Path, help="server TOML; flags given explicitly override it")
     p.set_defaults(run=_run_serve)
 
@@ -74,18 +75,19 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 def _run_serve(args: argparse.Namespace) -> int:
     import asyncio
 
-    from tastebud.server.app import serve
+    from tastebud.server.app import event_loop_factory, serve
     from tastebud.server.config import ServerConfig
 
     values = {"index": args.index, "host": args.host, "port": args.port, "store": args.store, "model": args.model,
               "max_concurrent_rpcs": args.max_concurrent_rpcs}
     if args.workers:
         values["workers"] = args.workers
-    for name in ("ef_search", "nprobe"):
+    for name in ("ef_search", "nprobe", "event_loop"):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
     config = ServerConfig.from_toml(args.config, **values) if args.config else ServerConfig(**values)
-    asyncio.run(serve(config))
+    with asyncio.Runner(loop_factory=event_loop_factory(config.event_loop)) as runner:
+        runner.run(serve(config))
     return EXIT_OK
 
 

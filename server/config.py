@@ -23,7 +23,8 @@ class ServerConfig:
     ``store``: the SQLite interaction store (default ``<index root>/interactions.sqlite``).
     ``workers``: threads for FAISS and the encoder; ``max_concurrent_rpcs``: admission cap.
     ``model``: must be the model the index was built with (checked by fingerprint).
-    ``ef_search`` / ``nprobe``: search depth, overriding what the index was built with."""
+    ``ef_search`` / ``nprobe``: search depth, overriding what the index was built with.
+    ``event_loop``: uvloop (when installed; plain asyncio otherwise) or asyncio."""
 
     index: Path
     host: str = "127.0.0.1"
@@ -36,6 +37,7 @@ class ServerConfig:
     grace_seconds: float = 5.0
     ef_search: int | None = None
     nprobe: int | None = None
+    event_loop: str = "uvloop"
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -46,6 +48,8 @@ class ServerConfig:
             raise InvalidInputError(f"max_concurrent_rpcs must be within 1..100000, got {self.max_concurrent_rpcs}")
         if not 1 <= self.faiss_threads <= 64:
             raise InvalidInputError(f"faiss_threads must be within 1..64, got {self.faiss_threads}")
+        if self.event_loop not in ("uvloop", "asyncio"):
+            raise InvalidInputError(f"event_loop must be uvloop or asyncio, got {self.event_loop!r}")
         for name in ("ef_search", "nprobe"):
             value = getattr(self, name)
             if value is not None and not 1 <= value <= 100_000:

@@ -47,7 +47,9 @@ TITLE_MATCH_BONUS = 1.0
 
 @dataclass(frozen=True, slots=True)
 class RecommenderConfig:
-    """Serving knobs. Candidates fetched = max(k * overfetch, min_candidates), capped by catalog size."""
+    """Serving knobs. Candidates fetched = k * overfetch, and at least min_candidates when a learned
+    ranker re-orders them (it needs a pool to choose from; rule re-ranking does not), capped by
+    catalog size."""
 
     overfetch: int = 3
     min_candidates: int = 200
@@ -127,7 +129,8 @@ class Recommender:
         return vectors[0]
 
     def _n_candidates(self, k: int) -> int:
-        return min(len(self._items), max(k * self._config.overfetch, self._config.min_candidates, k))
+        pool = self._config.min_candidates if self._index.ranker is not None else 0
+        return min(len(self._items), max(k * self._config.overfetch, pool, k))
 
     async def _retrieve(self, vector: npt.NDArray[np.float32], k: int, item_filter: ItemFilter | None,
                         exclude: npt.NDArray[np.int64], restrict: npt.NDArray[np.int64] | None,
