@@ -129,7 +129,10 @@ def build_index(dataset: Dataset, encoder: Encoder, out_root: Path, options: Bui
     with _timed(seconds, "shard"):
         shard = assign_shards(catalog.item_ids, options.n_shards)
         shard_rows = [np.flatnonzero(shard == s).astype(np.int64) for s in range(options.n_shards)]
-        spaces = {"item": model.index_vectors, "text": text_vectors}
+        # The content model's item vectors are [t_j, prior_j]: its text space is read from them
+        # (query [q, 0]), so a content index stores and builds one FAISS index per shard, not two.
+        text_shared = model.kind == "content"
+        spaces = {"item": model.index_vectors} if text_shared else {"item": model.index_vectors, "text": text_vectors}
         indexes = {name: build_shard_indexes(vectors, shard_rows, factory, seed=options.seed)
                    for name, vectors in spaces.items()}
 
@@ -143,6 +146,8 @@ def build_index(dataset: Dataset, encoder: Encoder, out_root: Path, options: Bui
         model.tower.save(staging / "user_tower.npz")
         extra_files = []
         retrieval_info = {**model.info, "user_tower": "user_tower.npz"}
+        if text_shared:
+            retrieval_info["text_space"] = "item"
         if model.ranker is not None and neighbours is not None:
             (staging / "ranker.txt").write_text(model.ranker, encoding="utf-8")
             with open(staging / "neighbours.npz", "wb") as f:

@@ -68,8 +68,10 @@ def open_index(path: Path, *, fingerprint: str, dimension: int, tuning_overrides
     tuning = SearchTuning(**{**manifest.build.get("tuning", {}), **(tuning_overrides or {})})
     table = items.table()
     dimensions = {"item": int(manifest.retrieval["dimension"]), "text": dimension}
+    shared = {"text": "item"} if manifest.retrieval.get("text_space") == "item" else None
     shards = tuple(
-        LocalShard.open(version_dir, entry, table, tuning, executor, manifest.factory, manifest.version, dimensions)
+        LocalShard.open(version_dir, entry, table, tuning, executor, manifest.factory, manifest.version, dimensions,
+                        shared)
         for entry in manifest.shards)
     tower = UserTower.load(version_dir / manifest.retrieval["user_tower"])
     if tower.text_projection is not None and tower.text_projection.shape != (dimension, dimensions["item"] - 1):

@@ -91,10 +91,28 @@ class ShardClient(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class VectorSpace:
-    """One searchable space of a shard: a FAISS index over local ids and the same vectors as an array."""
+    """One searchable space of a shard: a FAISS index over local ids and the same vectors as an array.
+
+    ``drops_last_column``: this space is another one read without its last column. The content
+    model's item vectors are [t_j, prior_j]: searching them with [q, 0] scores exactly q . t_j,
+    so the text space of a content index is its item space, stored and searched once."""
 
     index: Any
     vectors: npt.NDArray[np.float32]
+    drops_last_column: bool = False
+
+    def query(self, queries: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        if not self.drops_last_column:
+            return np.ascontiguousarray(queries, dtype=np.float32)
+        return np.ascontiguousarray(np.pad(queries, ((0, 0), (0, 1))), dtype=np.float32)
+
+    def rows(self, local: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        out = np.asarray(self.vectors[local], dtype=np.float32)
+        return out[..., :-1] if self.drops_last_column else out
+
+    @property
+    def width(self) -> int:
+        return self.vectors.shape[1] - (1 if self.drops_last_column else 0)
 
 
 class LocalShard:
@@ -128,12 +146,16 @@ class LocalShard:
 
     @classmethod
     def open(cls, version_dir: Path, entry: ShardEntry, table: ItemTable, tuning: SearchTuning,
-             executor: Executor | None, factory: str, version: str, dimensions: dict[str, int]) -> "LocalShard":
-        """Load one shard's files (already checksummed by the caller) and check their shapes."""
+             executor: Executor | None, factory: str, version: str, dimensions: dict[str, int],
+             shared: dict[str, str] | None = None) -> "LocalShard":
+        """Load one shard's files (already checksummed by the caller) and check their shapes.
+        ``shared`` maps a space stored as another one's leading columns to that space."""
         import faiss
 
         spaces = {}
         for name, dimension in dimensions.items():
+            if name in (shared or {}):
+                continue
             index = faiss.read_index(str(version_dir / entry.files[f"{name}_index"]))
             vectors = np.load(version_dir / entry.files[f"{name}_vectors"], mmap_mode="r", allow_pickle=False)
             if index.d != dimension or vectors.shape[1] != dimension:
@@ -142,6 +164,12 @@ class LocalShard:
             if index.ntotal != entry.count:
                 raise IndexIntegrityError(f"shard {entry.shard}: {index.ntotal} vectors, the manifest says {entry.count}")
             spaces[name] = VectorSpace(index, vectors)
+        for name, source in (shared or {}).items():
+            base = spaces[source]
+            if base.vectors.shape[1] - 1 != dimensions[name]:
+                raise IndexIntegrityError(f"shard {entry.shard}: the {name} space is read from the {source} space, "
+                                          f"which is {base.vectors.shape[1]}-d, not {dimensions[name]} + 1")
+            spaces[name] = VectorSpace(base.index, base.vectors, drops_last_column=True)
         query_vectors = np.load(version_dir / entry.files["query_vectors"], mmap_mode="r", allow_pickle=False)
         if query_vectors.ndim != 2 or query_vectors.shape[1] != dimensions["item"] - 1:
             raise IndexIntegrityError(f"shard {entry.shard}: query vectors of shape {query_vectors.shape}, the item "
@@ -193,7 +221,7 @@ class LocalShard:
         import faiss
 
         space = self._spaces[query.space]
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        queries = space.query(queries)
         k = query.k
         allowed = self._allowed(query)
         n_allowed = len(self._global_ids) if allowed is None else int(allowed.sum())
@@ -202,7 +230,7 @@ class LocalShard:
             scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
         elif allowed is not None and n_allowed <= min(EXACT_SUBSET_MAX, EXACT_SUBSET_MAX_SHARE * len(allowed)):
             rows = np.flatnonzero(allowed).astype(np.int64)
-            sub_scores = (queries @ np.asarray(space.vectors[rows]).T).astype(np.float32)
+            sub_scores = (queries @ np.asarray(space.vectors[rows], dtype=np.float32).T).astype(np.float32)
             scores, local = topk_rows(sub_scores, np.broadcast_to(rows, sub_scores.shape), k)
         else:
             selector = None
@@ -222,8 +250,8 @@ class LocalShard:
         ids[hit] = self._global_ids[local[hit]]
         vectors = None
         if query.with_vectors:
-            vectors = np.zeros(local.shape + (space.vectors.shape[1],), dtype=np.float32)
-            vectors[hit] = space.vectors[local[hit]]
+            vectors = np.zeros(local.shape + (space.width,), dtype=np.float32)
+            vectors[hit] = space.rows(local[hit])
         return ShardHits(scores.astype(np.float32), ids, vectors)
 
     async def search(self, queries: npt.NDArray[np.float32], query: ShardQuery) -> ShardHits:
@@ -236,8 +264,9 @@ class LocalShard:
         rows = self._local_rows(global_ids)
         if len(rows) != len(global_ids):
             raise KeyError(f"shard {self._shard} does not hold all of the requested items")
-        source = self._query_vectors if kind == "query" else self._spaces[kind].vectors
-        return np.asarray(source[rows], dtype=np.float32)
+        if kind == "query":
+            return np.asarray(self._query_vectors[rows], dtype=np.float32)
+        return self._spaces[kind].rows(rows)
 
     async def vectors(self, global_ids: npt.NDArray[np.int64], kind: str = "item") -> npt.NDArray[np.float32]:
         # A memory-mapped row lookup: too cheap to be worth a thread hop.

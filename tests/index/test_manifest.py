@@ -49,8 +49,8 @@ def tiny_dataset(n_items: int = N_ITEMS, changed: dict[int, str] | None = None, 
 
 # The content model: these tests are about building and publishing, not about learning from 20 events.
 OPTIONS = BuildOptions(n_shards=N_SHARDS, progress=False, retrieval="content")
-SHARD_FILES = {"item_index": "item.faiss", "item_vectors": "item.npy", "text_index": "text.faiss",
-               "text_vectors": "text.npy", "query_vectors": "query.npy", "ids": "ids.npy"}
+# A content index stores one space per shard: its text space is read from the item space.
+SHARD_FILES = {"item_index": "item.faiss", "item_vectors": "item.npy", "query_vectors": "query.npy", "ids": "ids.npy"}
 
 
 @pytest.fixture
@@ -101,7 +101,8 @@ def test_build_publishes_a_version_that_loads(root, built):
     assert [s.info().count for s in index.shards] == expected_counts.tolist()
     assert index.items.item_ids == tiny_dataset().catalog.item_ids
     assert len(index.histories.get("u0")) == 4 and len(index.histories.get("nobody")) == 0
-    assert manifest.retrieval == {"kind": "content", "dimension": 33, "user_tower": "user_tower.npz"}
+    assert manifest.retrieval == {"kind": "content", "dimension": 33, "user_tower": "user_tower.npz",
+                                  "text_space": "item"}
     tower, expected = index.tower, content_tower()  # the content model's tower, saved and loaded
     np.testing.assert_array_equal(tower.recency_weights, expected.recency_weights)
     assert (tower.text_projection, tower.normalize, tower.taste_weight) == (None, True, expected.taste_weight)
@@ -109,6 +110,7 @@ def test_build_publishes_a_version_that_loads(root, built):
         ids = np.flatnonzero(index.items.shard == shard.shard).astype(np.int64)
         assert [shard.vectors_sync(ids, kind).shape for kind in ("item", "text", "query")] == \
             [(len(ids), 33), (len(ids), 32), (len(ids), 32)]
+        np.testing.assert_array_equal(shard.vectors_sync(ids, "text"), shard.vectors_sync(ids, "item")[:, :-1])
 
 
 def test_manifest_records_every_file_with_its_sha256(built):
@@ -119,7 +121,7 @@ def test_manifest_records_every_file_with_its_sha256(built):
     assert set(manifest.files) == names
     for entry in manifest.shards:  # every role of every shard, each with its checksum
         assert entry.files == {role: f"shard-{entry.shard:03d}.{suffix}" for role, suffix in SHARD_FILES.items()}
-    assert set(SHARD_FILES) == {f"{space}_{part}" for space in SPACES for part in ("index", "vectors")} | \
+    assert set(SHARD_FILES) == {f"{space}_{part}" for space in SPACES[:1] for part in ("index", "vectors")} | \
         {"query_vectors", "ids"}
     for name, meta in manifest.files.items():
         data = (built.version_dir / name).read_bytes()
@@ -147,7 +149,7 @@ def test_resolve_version_dir(root, built, tmp_path):
 
 # --- the loader refuses anything that does not match -------------------------------------
 
-@pytest.mark.parametrize("name", ["shard-001.item.faiss", "shard-001.text.faiss", "user_tower.npz"])
+@pytest.mark.parametrize("name", ["shard-001.item.faiss", "shard-001.ids.npy", "user_tower.npz"])
 def test_a_corrupted_byte_is_refused(built, name):
     path = built.version_dir / name
     data = bytearray(path.read_bytes())
@@ -158,7 +160,7 @@ def test_a_corrupted_byte_is_refused(built, name):
     assert name in str(info.value) and "sha256" in str(info.value)
 
 
-@pytest.mark.parametrize("name", ["shard-002.item.npy", "shard-002.text.npy", "shard-002.query.npy"])
+@pytest.mark.parametrize("name", ["shard-002.item.npy", "shard-002.ids.npy", "shard-002.query.npy"])
 def test_a_truncated_file_is_refused(built, name):
     path = built.version_dir / name
     path.write_bytes(path.read_bytes()[:-4])
@@ -226,7 +228,7 @@ def test_an_unreadable_manifest_is_refused(built):
         open_fake(built.version_dir)
 
 
-@pytest.mark.parametrize("name", ["shard-001.ids.npy", "shard-001.text.npy", "shard-001.query.npy"])
+@pytest.mark.parametrize("name", ["shard-001.ids.npy", "shard-001.item.npy", "shard-001.query.npy"])
 def test_a_shard_file_without_a_checksum_is_refused(built, name):
     rewrite_manifest(built.version_dir, lambda d: d["files"].pop(name))
     with pytest.raises(IndexIntegrityError, match=f"without checksums.*{name}"):
@@ -278,7 +280,7 @@ def test_a_failure_while_writing_leaves_the_published_version(root, built, fake_
     with pytest.raises(OSError, match="No space left"):
         build_index(tiny_dataset(n_items=31), fake_encoder, root, OPTIONS)
     written = {p.name for p in seen}
-    assert {"shard-000.item.faiss", "shard-000.text.faiss", "user_tower.npz"} <= written
+    assert {"shard-000.item.faiss", "shard-000.item.npy", "user_tower.npz"} <= written
     assert all(".staging-" in str(p) for p in seen)
     assert_unchanged(root, before)
     assert open_fake(root).manifest.n_items == N_ITEMS
@@ -312,7 +314,7 @@ def test_a_rebuild_embeds_only_new_or_changed_texts(root, built, make_encoder):
     again_encoder = make_encoder()
     again = build_index(tiny_dataset(), again_encoder, root, OPTIONS)
     assert again.newly_embedded == 0 and again_encoder.encoded == []
-    for name in (f"shard-{s:03d}.{kind}.npy" for s in range(N_SHARDS) for kind in ("text", "item", "query")):
+    for name in (f"shard-{s:03d}.{kind}.npy" for s in range(N_SHARDS) for kind in ("item", "query")):
         assert again.manifest.files[name] == built.manifest.files[name]  # cached vectors are the same vectors
 
     changed_encoder = make_encoder()
@@ -359,11 +361,9 @@ def test_precomputed_vectors_are_indexed_as_given_without_encoding(root: Path, f
     result = build_index(dataset, fake_encoder, root, OPTIONS, text_vectors=vectors)
     assert result.newly_embedded == 0
     loaded_rows = []
-    for entry in result.manifest.shards:
-        ids = np.load(result.version_dir / entry.files["ids"])
-        text = np.load(result.version_dir / entry.files["text_vectors"])
-        np.testing.assert_array_equal(text, vectors[ids])
-        loaded_rows.extend(ids.tolist())
+    for shard in open_fake(result.version_dir).shards:
+        np.testing.assert_array_equal(shard.vectors_sync(shard.global_ids, "text"), vectors[shard.global_ids])
+        loaded_rows.extend(shard.global_ids.tolist())
     assert sorted(loaded_rows) == list(range(N_ITEMS))
     with pytest.raises(InvalidInputError, match="precomputed vectors are"):
         build_index(dataset, fake_encoder, root, OPTIONS, text_vectors=vectors[:-1])
