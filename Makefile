@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test proto proto-check venv clean
+.PHONY: demo test proto proto-check venv clean bench bench-ann bench-embedding bench-peers bench-serving
 
 venv: $(STAMP)
 
@@ -36,6 +36,38 @@ proto: $(STAMP)
 # Regenerates into a temporary folder and fails if the committed code differs.
 proto-check: $(STAMP)
 	$(BIN)/python proto/generate.py --check
+
+# Benchmarks (issue 4): each writes JSON + PNG into bench/results/. Slow; not part of `make test`.
+# bench/results/README.md lists what each figure is and the run that produced the committed ones.
+ML100K ?= ../shared/data/ml-100k
+BENCH_DIR ?= .bench
+SCALE_SIZES ?= 100000 300000 1000000
+
+bench: bench-ann bench-embedding bench-serving bench-peers
+
+bench-ann: $(STAMP)
+	$(BIN)/python bench/ann.py --dataset text
+	$(BIN)/python bench/ann.py --dataset synthetic --items 1000000
+
+bench-embedding: $(STAMP)
+	$(BIN)/python bench/embedding.py
+
+# pgvector, Chroma and Milvus Lite go into their own .venv-peers (their pins differ from ours).
+bench-peers: $(STAMP)
+	bash bench/peers/setup.sh
+	$(BIN)/python bench/peers.py
+
+bench-serving: $(STAMP)
+	$(BIN)/tastebud build --format movielens --data $(ML100K) --out $(BENCH_DIR)/ml100k --no-progress
+	$(BIN)/python bench/serving.py floor --index $(BENCH_DIR)/ml100k
+	for n in $(SCALE_SIZES); do \
+	  test -f $(BENCH_DIR)/synth-$$n/vectors.npz || $(BIN)/python bench/synthetic.py --items $$n --users 20000 --out $(BENCH_DIR)/synth-$$n || exit 1; \
+	  test -e $(BENCH_DIR)/synth-$$n/idx/current || $(BIN)/tastebud build --items $(BENCH_DIR)/synth-$$n/items.csv \
+	    --interactions $(BENCH_DIR)/synth-$$n/interactions.csv --vectors $(BENCH_DIR)/synth-$$n/vectors.npz \
+	    --retrieval content --shards 4 --out $(BENCH_DIR)/synth-$$n/idx --no-progress || exit 1; \
+	done
+	$(BIN)/python bench/serving.py overhead --index $(BENCH_DIR)/synth-1000000/idx
+	$(BIN)/python bench/serving.py scaling $(foreach n,$(SCALE_SIZES),--index $(BENCH_DIR)/synth-$(n)/idx)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build *.egg-info
