@@ -188,13 +188,24 @@ class SentenceTransformerEncoder:
         self._dimension = int(dim)
         self._weights_fingerprint = self._fingerprint
         self._session: Any = None
-        self._session_lock = threading.Lock()
+        # The fast tokenizer's truncation/padding settings are shared mutable state: the server
+        # encodes queries from several executor threads, so tokenising is serialised (it is the
+        # cheap part; ONNX Runtime's run is thread-safe and is not).
+        self._tokenize_lock = threading.Lock()
         self._threads = threads or _default_threads()
         self._cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self._backend = self._choose_backend(backend, device, model_dir)
-        self._fingerprint = variant_fingerprint(self._weights_fingerprint, self._backend)
         if self._backend != "torch":
-            self._session = self._load_onnx(model_dir)
+            try:
+                self._session = self._load_onnx(model_dir)
+            except Exception as exc:
+                if backend != "auto":
+                    raise
+                # auto promised only "the fastest float32 path that works": torch gives the same
+                # fingerprint, so falling back never splits caches or indexes.
+                log.warning("ONNX backend unavailable (%s): embedding with torch", exc)
+                self._backend, self._session = "torch", None
+        self._fingerprint = variant_fingerprint(self._weights_fingerprint, self._backend)
         log.info("loaded embedding model %s (%d-d, backend %s, fingerprint %s)", model, self._dimension,
                  self._backend, self._fingerprint[:12] + self._fingerprint[64:])
 
@@ -252,7 +263,8 @@ class SentenceTransformerEncoder:
     def _probe_agreement(self, session: Any) -> float:
         reference = self._model.encode(list(_PROBES), batch_size=len(_PROBES), normalize_embeddings=True,
                                        convert_to_numpy=True, show_progress_bar=False)
-        ours = _onnx_encode(session, self._model, list(_PROBES), self._batch_size, progress=False)
+        ours = _onnx_encode(session, self._model, list(_PROBES), self._batch_size, progress=False,
+                            tokenize_lock=self._tokenize_lock)
         return float((np.asarray(reference, dtype=np.float32) * ours).sum(axis=1).min())
 
     @property
@@ -273,7 +285,8 @@ class SentenceTransformerEncoder:
         if self._session is not None:
             prompt = (getattr(self._model, "prompts", None) or {}).get("query" if as_query else "document") or ""
             items = [prompt + t for t in texts] if prompt else list(texts)
-            return _onnx_encode(self._session, self._model, items, self._batch_size, progress=progress)
+            return _onnx_encode(self._session, self._model, items, self._batch_size, progress=progress,
+                                tokenize_lock=self._tokenize_lock)
         # encode_query / encode_document apply the model's own query/document prompts, if any
         # (all-MiniLM-L6-v2 has none, so both equal plain encode for it).
         encode = self._model.encode_query if as_query else self._model.encode_document
@@ -419,8 +432,8 @@ def _ort_session(path: Path, threads: int) -> Any:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _onnx_encode(session: Any, st_model: Any, texts: list[str], batch_size: int, *, progress: bool
-                 ) -> npt.NDArray[np.float32]:
+def _onnx_encode(session: Any, st_model: Any, texts: list[str], batch_size: int, *, progress: bool,
+                 tokenize_lock: threading.Lock) -> npt.NDArray[np.float32]:
     """Tokenise per chunk, sort by token length (minimal padding), run, mean-pool, normalise,
     and put every row back at its text's position."""
     from tqdm.auto import tqdm
@@ -436,8 +449,9 @@ def _onnx_encode(session: Any, st_model: Any, texts: list[str], batch_size: int,
     try:
         for start in range(0, len(texts), _ONNX_CHUNK):
             chunk = texts[start:start + _ONNX_CHUNK]
-            ids = tokenizer(chunk, truncation=True, max_length=max_length, padding=False,
-                            return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+            with tokenize_lock:
+                ids = tokenizer(chunk, truncation=True, max_length=max_length, padding=False,
+                                return_attention_mask=False, return_token_type_ids=False)["input_ids"]
             lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
             order = np.argsort(-lengths, kind="stable")
             for b in range(0, len(order), batch_size):

@@ -194,3 +194,24 @@ def test_an_unreadable_cached_onnx_file_is_exported_again(tmp_path, monkeypatch,
     again = SentenceTransformerEncoder(backend="onnx", cache_dir=tmp_path)
     assert calls == [False, True]  # refused, then made again
     assert cosines(again.encode_documents(texts[:5]), onnx_encoder.encode_documents(texts[:5])).min() >= 0.9999
+
+
+def test_queries_from_several_threads_at_once(onnx_encoder, texts):
+    from concurrent.futures import ThreadPoolExecutor
+
+    queries = [t[:40] for t in texts[:16]]
+    expected = np.concatenate([onnx_encoder.encode_queries([q]) for q in queries])
+    with ThreadPoolExecutor(4) as pool:
+        got = np.concatenate(list(pool.map(lambda q: onnx_encoder.encode_queries([q]), queries)))
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_auto_falls_back_to_torch_when_the_export_fails(monkeypatch, tmp_path, torch_encoder):
+    def broken(*args, **kwargs):
+        raise RuntimeError("exporter exploded")
+
+    monkeypatch.setattr(encoder_module, "_export_fp32", broken)
+    fallback = SentenceTransformerEncoder(cache_dir=tmp_path)
+    assert fallback.backend == "torch" and fallback.fingerprint == torch_encoder.fingerprint
+    with pytest.raises(RuntimeError, match="exploded"):
+        SentenceTransformerEncoder(backend="onnx", cache_dir=tmp_path)
