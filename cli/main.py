@@ -68,6 +68,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ef-search", type=_positive, help="HNSW search depth (default: what the index was built with)")
     p.add_argument("--nprobe", type=_positive, help="IVF lists probed (default: what the index was built with)")
     p.add_argument("--event-loop", choices=("uvloop", "asyncio"), help="event loop (default uvloop when installed)")
+    p.add_argument("--no-batching", dest="batch_search", action="store_const", const=False, default=argparse.SUPPRESS,
+                   help="search each request on its own (default: concurrent searches share FAISS calls)")
     p.add_argument("--config", type=Path, help="server TOML; flags given explicitly override it")
     p.set_defaults(run=_run_serve)
 
@@ -82,8 +84,8 @@ def _run_serve(args: argparse.Namespace) -> int:
               "max_concurrent_rpcs": args.max_concurrent_rpcs}
     if args.workers:
         values["workers"] = args.workers
-    for name in ("ef_search", "nprobe", "event_loop"):
-        if getattr(args, name) is not None:
+    for name in ("ef_search", "nprobe", "event_loop", "batch_search"):
+        if getattr(args, name, None) is not None:
             values[name] = getattr(args, name)
     config = ServerConfig.from_toml(args.config, **values) if args.config else ServerConfig(**values)
     with asyncio.Runner(loop_factory=event_loop_factory(config.event_loop)) as runner:

@@ -54,7 +54,7 @@ def check_model(manifest: Manifest, fingerprint: str, dimension: int, source: st
 
 
 def open_index(path: Path, *, fingerprint: str, dimension: int, tuning_overrides: dict[str, float] | None = None,
-               executor: Executor | None = None) -> LoadedIndex:
+               executor: Executor | None = None, batching: bool = True) -> LoadedIndex:
     """Verify and load the version at ``path`` (a version folder, or an index root's ``current``)."""
     version_dir = resolve_version_dir(Path(path))
     manifest = read_manifest(version_dir)
@@ -71,7 +71,7 @@ def open_index(path: Path, *, fingerprint: str, dimension: int, tuning_overrides
     shared = {"text": "item"} if manifest.retrieval.get("text_space") == "item" else None
     shards = tuple(
         LocalShard.open(version_dir, entry, table, tuning, executor, manifest.factory, manifest.version, dimensions,
-                        shared)
+                        shared, batching)
         for entry in manifest.shards)
     tower = UserTower.load(version_dir / manifest.retrieval["user_tower"])
     if tower.text_projection is not None and tower.text_projection.shape != (dimension, dimensions["item"] - 1):

@@ -10,15 +10,17 @@ a caller never ships per-item masks.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from tastebud.errors import IndexIntegrityError
+from tastebud.index.batching import NaturalBatcher
 from tastebud.index.faiss_index import SearchTuning, search_parameters
 from tastebud.index.filters import ItemFilter, ItemTable
 from tastebud.index.manifest import ShardEntry
@@ -30,6 +32,10 @@ from tastebud.index.merge import MISSING_ID, topk_rows
 # index's own search with an ID selector is far cheaper than gathering and scoring every row.
 EXACT_SUBSET_MAX = 20_000
 EXACT_SUBSET_MAX_SHARE = 0.25
+
+# Requests may share one FAISS call (``NaturalBatcher``) when they have no filter and exclude at
+# most this many of the shard's items: the batch searches k + exclusions and drops them after.
+BATCH_MAX_EXCLUDED = 256
 
 # A search over at most this many stored floats (items x dimensions) runs inline on the
 # caller's thread: it takes tens of microseconds, and handing it to a thread pool costs more
@@ -124,7 +130,7 @@ class LocalShard:
 
     def __init__(self, shard: int, spaces: dict[str, VectorSpace], query_vectors: npt.NDArray[np.float32],
                  global_ids: npt.NDArray[np.int64], table: ItemTable, tuning: SearchTuning,
-                 executor: Executor | None, factory: str, version: str) -> None:
+                 executor: Executor | None, factory: str, version: str, batching: bool = True) -> None:
         for name, space in spaces.items():
             if space.index.ntotal != len(global_ids) or len(space.vectors) != len(global_ids):
                 raise IndexIntegrityError(
@@ -143,11 +149,13 @@ class LocalShard:
         self._factory = factory
         self._version = version
         self._inline = {name: _cheap_to_search(space, factory) for name, space in spaces.items()}
+        self._batchers = {name: NaturalBatcher(self._search_batch_sync, executor)
+                          for name in spaces} if batching and executor is not None else {}
 
     @classmethod
     def open(cls, version_dir: Path, entry: ShardEntry, table: ItemTable, tuning: SearchTuning,
              executor: Executor | None, factory: str, version: str, dimensions: dict[str, int],
-             shared: dict[str, str] | None = None) -> "LocalShard":
+             shared: dict[str, str] | None = None, batching: bool = True) -> "LocalShard":
         """Load one shard's files (already checksummed by the caller) and check their shapes.
         ``shared`` maps a space stored as another one's leading columns to that space."""
         import faiss
@@ -176,7 +184,7 @@ class LocalShard:
                                       f"space has {dimensions['item']} dimensions (query vectors need one fewer)")
         global_ids = np.load(version_dir / entry.files["ids"], allow_pickle=False).astype(np.int64)
         return cls(entry.shard, spaces, query_vectors, global_ids, table.subset(global_ids), tuning, executor,
-                   factory, version)
+                   factory, version, batching)
 
     @property
     def shard(self) -> int:
@@ -245,11 +253,45 @@ class LocalShard:
                 local = np.pad(local, ((0, 0), (0, pad)), constant_values=MISSING_ID)
             scores = np.where(local == MISSING_ID, -np.inf, scores).astype(np.float32)
         # Index only real hits: an empty shard has no row 0 to stand in for the padding.
+        return self._hits(space, scores, local, query.with_vectors)
+
+    def _batchable(self, queries: npt.NDArray[np.float32], query: ShardQuery) -> npt.NDArray[np.int64] | None:
+        """The query's excluded local rows when it can join a batch, else None."""
+        if len(queries) != 1 or query.space not in self._batchers or query.restrict_to is not None or \
+                (query.item_filter is not None and not query.item_filter.is_empty()):
+            return None
+        excluded = self._local_rows(query.exclude)
+        return excluded if len(excluded) <= BATCH_MAX_EXCLUDED else None
+
+    def _search_batch_sync(self, requests: Sequence[tuple[npt.NDArray[np.float32], ShardQuery,
+                                                          npt.NDArray[np.int64]]]) -> list[ShardHits]:
+        """One FAISS call for single-query requests of one space with no filter: each asks for
+        k + its exclusions, which are dropped afterwards (the same top k a selector would give)."""
+        space = self._spaces[requests[0][1].space]
+        n = len(self._global_ids)
+        want = max(q.k + len(excluded) for _, q, excluded in requests)
+        stacked = space.query(np.concatenate([queries for queries, _, _ in requests]))
+        params = search_parameters(space.index, dataclasses.replace(self._tuning,
+                                                                    ef_search=max(self._tuning.ef_search, want)))
+        all_scores, all_local = space.index.search(stacked, min(want, n), params=params)
+        out = []
+        for (_, query, excluded), scores, local in zip(requests, all_scores, all_local):
+            keep = (local != MISSING_ID) & ~np.isin(local, excluded)
+            local, scores = local[keep][:query.k], scores[keep][:query.k]
+            pad = query.k - len(local)
+            local = np.pad(local, (0, pad), constant_values=MISSING_ID)[None, :]
+            scores = np.pad(scores, (0, pad), constant_values=-np.inf)[None, :].astype(np.float32)
+            out.append(self._hits(space, scores, local, query.with_vectors))
+        return out
+
+    def _hits(self, space: VectorSpace, scores: npt.NDArray[np.float32], local: npt.NDArray[np.int64],
+              with_vectors: bool) -> ShardHits:
+        """Local rows -> global ids (and vectors); padding stays MISSING_ID."""
         hit = local != MISSING_ID
         ids = np.full(local.shape, MISSING_ID, dtype=np.int64)
         ids[hit] = self._global_ids[local[hit]]
         vectors = None
-        if query.with_vectors:
+        if with_vectors:
             vectors = np.zeros(local.shape + (space.width,), dtype=np.float32)
             vectors[hit] = space.rows(local[hit])
         return ShardHits(scores.astype(np.float32), ids, vectors)
@@ -257,6 +299,9 @@ class LocalShard:
     async def search(self, queries: npt.NDArray[np.float32], query: ShardQuery) -> ShardHits:
         if self._executor is None or self._inline.get(query.space, False):
             return self.search_sync(queries, query)
+        excluded = self._batchable(queries, query)
+        if excluded is not None:
+            return await self._batchers[query.space].submit((queries, query, excluded))
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self.search_sync, queries, query)
 

@@ -54,10 +54,10 @@ class RunningServer:
 
 def open_recommender(index_path: Path, encoder: Encoder, executor: ThreadPoolExecutor,
                      store: InteractionStore | None, config: RecommenderConfig = RecommenderConfig(),
-                     tuning_overrides: dict[str, float] | None = None) -> Recommender:
+                     tuning_overrides: dict[str, float] | None = None, batching: bool = True) -> Recommender:
     """Load and verify an index and put the core together; replay store events newer than it."""
     index = open_index(index_path, fingerprint=encoder.fingerprint, dimension=encoder.dimension, executor=executor,
-                       tuning_overrides=tuning_overrides)
+                       tuning_overrides=tuning_overrides, batching=batching)
     since = int(index.manifest.build.get("store_high_water", 0))
     histories = LiveHistories(index.histories, index.items, store, since_seq=since)
     return Recommender(index, encoder, histories, RuleReranker(), executor, config)
@@ -70,7 +70,8 @@ def build_recommender(config: ServerConfig, encoder: Encoder, executor: ThreadPo
 
     faiss.omp_set_num_threads(config.faiss_threads)
     store = InteractionStore(config.store_path)
-    return open_recommender(config.index, encoder, executor, store, tuning_overrides=config.tuning_overrides()), store
+    return open_recommender(config.index, encoder, executor, store, tuning_overrides=config.tuning_overrides(),
+                            batching=config.batch_search), store
 
 
 async def start_server(config: ServerConfig, encoder: Encoder | None = None) -> RunningServer:

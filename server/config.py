@@ -24,7 +24,8 @@ class ServerConfig:
     ``workers``: threads for FAISS and the encoder; ``max_concurrent_rpcs``: admission cap.
     ``model``: must be the model the index was built with (checked by fingerprint).
     ``ef_search`` / ``nprobe``: search depth, overriding what the index was built with.
-    ``event_loop``: uvloop (when installed; plain asyncio otherwise) or asyncio."""
+    ``event_loop``: uvloop (when installed; plain asyncio otherwise) or asyncio.
+    ``batch_search``: concurrent unfiltered shard searches share one FAISS call."""
 
     index: Path
     host: str = "127.0.0.1"
@@ -38,6 +39,7 @@ class ServerConfig:
     ef_search: int | None = None
     nprobe: int | None = None
     event_loop: str = "uvloop"
+    batch_search: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
