@@ -3,6 +3,7 @@
     python bench/serving.py floor    --index indexes/                 # Recommend vs grpc.health Check
     python bench/serving.py overhead --index /work/scale/synth-1000000/idx   # vs raw FAISS, stages
     python bench/serving.py scaling  --index A --index B --index C   # p50/p99 as the catalog grows
+    python bench/serving.py ab --index DIR --b-args="--no-batching"  # one server flag, side by side
 
 Every mode starts a real ``tastebud serve`` process on a free port and drives it with the load
 generator of ``tastebud loadtest`` (closed loop = N callers back to back). Figures are ratios of
@@ -303,6 +304,30 @@ def run_scaling(args: argparse.Namespace) -> dict:
     return out
 
 
+def run_ab(args: argparse.Namespace) -> dict:
+    """Two servers on one index, differing only by flags, loaded in turn (interleaved)."""
+    variants = {"a": args.a_args.split(), "b": args.b_args.split()}
+    servers = {name: ServerProcess.start(args.index, flags) for name, flags in variants.items()}
+    out: dict = {"index": str(args.index), "a_args": args.a_args, "b_args": args.b_args, "mix": args.mix,
+                 "levels": {}}
+    try:
+        for concurrency in args.concurrency:
+            runs: dict[str, list[dict]] = {"a": [], "b": []}
+            for repeat in range(args.repeats):
+                for name, server in servers.items():
+                    runs[name].append(load(server.target, args.index, args.mix, concurrency, args.duration,
+                                           args.warmup, seed=repeat))
+                    print(f"ab c={concurrency} #{repeat} {name}: {runs[name][-1]}", file=sys.stderr)
+            out["levels"][str(concurrency)] = {
+                **{name: {"runs": rows, "median_calls_per_s": _median(rows, "calls_per_s"),
+                          "median_p99_ms": _median(rows, "p99_ms")} for name, rows in runs.items()},
+                "ratio_b_to_a": round(_median(runs["b"], "calls_per_s") / _median(runs["a"], "calls_per_s"), 3)}
+    finally:
+        for server in servers.values():
+            server.stop()
+    return out
+
+
 def plot(mode: str, result: dict, path: Path) -> None:
     import matplotlib
 
@@ -310,14 +335,17 @@ def plot(mode: str, result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    if mode == "floor":
+    if mode in ("floor", "ab"):
         levels = sorted(result["levels"], key=int)
         width = 0.35
-        for i, mix in enumerate(("health", "recommend")):
+        names = ("health", "recommend") if mode == "floor" else ("a", "b")
+        for i, mix in enumerate(names):
             ax.bar([j + i * width for j in range(len(levels))],
-                   [result["levels"][c][mix]["median_calls_per_s"] for c in levels], width, label=mix)
+                   [result["levels"][c][mix]["median_calls_per_s"] for c in levels], width,
+                   label=mix if mode == "floor" else f"{mix}: serve {result[mix + '_args'] or '(defaults)'}")
         ax.set_xticks([j + width / 2 for j in range(len(levels))], [f"{c} in flight" for c in levels])
-        ax.set(ylabel="calls/s (median)", title="Recommend vs grpc.health Check, same server")
+        ax.set(ylabel="calls/s (median)", title="Recommend vs grpc.health Check, same server" if mode == "floor"
+               else f"{result['mix']} calls, two servers side by side")
     elif mode == "overhead":
         levels = sorted(result["levels"], key=int)
         width = 0.35
@@ -340,7 +368,7 @@ def plot(mode: str, result: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=("floor", "overhead", "scaling"))
+    p.add_argument("mode", choices=("floor", "overhead", "scaling", "ab"))
     p.add_argument("--index", type=Path, action="append", required=True, help="index root (repeat for scaling)")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     p.add_argument("--duration", type=float, default=10.0)
@@ -348,11 +376,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--users", type=int, default=300, help="overhead: users for the stage breakdown")
     p.add_argument("--name", help="result file stem (default: the mode)")
+    p.add_argument("--a-args", default="", help="ab: flags of server a")
+    p.add_argument("--b-args", default="", help="ab: flags of server b")
+    p.add_argument("--mix", default="recommend", help="ab: traffic mix name in loadtest/mixes")
     args = p.parse_args(argv)
     if args.mode != "scaling":
         args.index = args.index[0]
     started = time.time()
-    result = {"floor": run_floor, "overhead": run_overhead, "scaling": run_scaling}[args.mode](args)
+    result = {"floor": run_floor, "overhead": run_overhead, "scaling": run_scaling, "ab": run_ab}[args.mode](args)
     result.update({"command": " ".join(["python", "bench/serving.py", *(argv or sys.argv[1:])]),
                    "cores": os.cpu_count(), "seconds": round(time.time() - started, 1)})
     RESULTS.mkdir(parents=True, exist_ok=True)
