@@ -4,14 +4,18 @@ The same function builds the training rows (``tastebud.train.ranker``, from arra
 serving rows (the recommender, from vectors fetched off the shards), so the ranker sees in
 production exactly what it was trained on.
 
-Per candidate j of a user with recent history H (weights w_h, most recent highest):
-  0 retrieval score [u, 1] . [p_j, b_j]      6 text similarity: t_j . mean_h t_h
-  1 preference u . p_j                         7 attribute affinity: mean over j's attribute
-  2 prior b_j                                    values of their share in H
-  3 log(1 + interactions of j)                 8 release year of j (NaN when unknown)
-  4 item-kNN: sum_h w_h cos(h, j) / sum_h w_h  9 year of j - mean year of H
-  5 item-kNN: max_h cos(h, j)                 10 log(1 + |H|)
-                                              11 retrieval rank of j / number of candidates
+Per candidate j of a user with recent history H (weights w_h, most recent highest); "z" is
+standardised over the request's candidates (mean 0, sd 1), so a ranker trained on one model's
+scores (the validation model) means the same on another's (the published model, trained on
+more data, whose scores have another scale):
+  0 z of the retrieval score [u, 1] . [p_j, b_j] 7 attribute affinity: mean over j's attribute
+  1 z of the preference u . p_j                    values of their share in H
+  2 z of the prior b_j                           8 release year of j (NaN when unknown)
+  3 log(1 + interactions of j)                   9 year of j - mean year of H
+    - log(1 + interactions of the top item)     10 log(1 + |H|)
+  4 item-kNN: sum_h w_h cos(h, j) / sum_h w_h   11 retrieval rank of j / number of candidates
+  5 item-kNN: max_h cos(h, j)                   12 1 if j has interactions, else 0 (a new item:
+  6 text similarity: t_j . mean_h t_h              3, 4 and 5 carry no information)
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ import numpy.typing as npt
 
 from tastebud.index.filters import NO_YEAR
 
-FEATURE_NAMES = ("retrieval", "preference", "prior", "log_popularity", "knn_mean", "knn_max", "text_similarity",
-                 "attribute_affinity", "year", "year_gap", "log_history", "retrieval_rank")
+FEATURE_NAMES = ("retrieval_z", "preference_z", "prior_z", "log_popularity_vs_top", "knn_mean", "knn_max",
+                 "text_similarity", "attribute_affinity", "year", "year_gap", "log_history", "retrieval_rank",
+                 "has_interactions")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,17 +61,20 @@ class UserContext:
 def candidate_features(signals: ItemSignals, context: UserContext, rows: npt.NDArray[np.int64],
                        retrieval_scores: npt.NDArray[np.float32], item_vectors: npt.NDArray[np.float32],
                        text_vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """float32[m, 12] for candidates ``rows`` with their retrieval scores, index vectors
+    """float32[m, 13] for candidates ``rows`` with their retrieval scores, index vectors
     [p_j, b_j] (float32[m, d+1]) and text vectors (float32[m, t])."""
     m = len(rows)
     out = np.zeros((m, len(FEATURE_NAMES)), dtype=np.float32)
     if m == 0:
         return out
     n_hist = len(context.history)
-    out[:, 0] = retrieval_scores
-    out[:, 1] = item_vectors[:, :-1] @ context.user_vector
-    out[:, 2] = item_vectors[:, -1]
-    out[:, 3] = np.log1p(signals.popularity[rows])
+    out[:, 0] = standardised(retrieval_scores)
+    out[:, 1] = standardised(item_vectors[:, :-1] @ context.user_vector)
+    out[:, 2] = standardised(item_vectors[:, -1])
+    popularity = signals.popularity[rows]
+    top = float(signals.popularity.max()) if len(signals.popularity) else 0.0
+    out[:, 3] = np.log1p(popularity) - np.log1p(top)
+    out[:, 12] = popularity > 0
     if n_hist:
         knn_sum = np.zeros(len(signals.popularity), dtype=np.float32)
         knn_max = np.zeros(len(signals.popularity), dtype=np.float32)
@@ -97,6 +105,13 @@ def candidate_features(signals: ItemSignals, context: UserContext, rows: npt.NDA
     out[:, 10] = np.log1p(n_hist)
     out[:, 11] = np.arange(m, dtype=np.float32) / m
     return out
+
+
+def standardised(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """(x - mean) / sd over x; zeros when x is constant (or has fewer than two values)."""
+    x = np.asarray(x, dtype=np.float64)
+    sd = float(x.std()) if len(x) > 1 else 0.0
+    return ((x - x.mean()) / sd if sd > 0 else np.zeros(len(x))).astype(np.float32)
 
 
 def _codes_of(signals: ItemSignals, rows: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:

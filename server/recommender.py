@@ -52,7 +52,7 @@ class RecommenderConfig:
     catalog size."""
 
     overfetch: int = 3
-    min_candidates: int = 200
+    min_candidates: int = 100  # what the learned ranker is trained on (RankerConfig.candidates)
     rerank_reserve_seconds: float = 0.002
     ranker_reserve_seconds: float = 0.004
 
@@ -220,6 +220,11 @@ class Recommender:
         if remaining is not None and remaining < self._config.ranker_reserve_seconds:
             return None, "learned re-ranking skipped to meet the deadline: retrieval order"
         candidates = retrieved.candidates
+        if not (ranker.signals.popularity[candidates.ids[candidates.ids >= 0]] > 0).any():
+            # Only new items (say, a new-releases shelf): the ranker's interaction features say
+            # nothing about them and it was validated on lists of items with interactions, so
+            # their text-based retrieval order stands.
+            return None, None
         recent = history.items[-self._tower.history_length:]
         text_history, text_candidates = await asyncio.gather(self._vectors(recent, "text"),
                                                              self._vectors(candidates.ids, "text"))

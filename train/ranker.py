@@ -31,7 +31,7 @@ K = 10
 
 @dataclass(frozen=True, slots=True)
 class RankerConfig:
-    candidates: int = 200
+    candidates: int = 100  # as many as the server retrieves (RecommenderConfig.min_candidates)
     n_estimators: int = 400
     learning_rate: float = 0.05
     num_leaves: int = 31
@@ -39,6 +39,7 @@ class RankerConfig:
     validation_fraction: float = 0.2
     early_stopping: int = 40
     short_history: int = 3
+    cold_fraction: float = 0.0  # > 0: also train on pseudo-cold groups (see train_ranker)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -46,6 +47,8 @@ class RankerConfig:
             raise InvalidInputError(f"ranker candidates must be within 10..5000, got {self.candidates}")
         if not 0.05 <= self.validation_fraction <= 0.5:
             raise InvalidInputError(f"ranker validation_fraction must be within 0.05..0.5, got {self.validation_fraction}")
+        if not 0.0 <= self.cold_fraction <= 0.5:
+            raise InvalidInputError(f"ranker cold_fraction must be within 0..0.5, got {self.cold_fraction}")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -82,13 +85,19 @@ def _ndcg(ranked: npt.NDArray[np.int64], relevant: set[int]) -> float:
 
 def _user_rows(signals: ItemSignals, tower: UserTower, index_vectors: npt.NDArray[np.float32],
                query_vectors: npt.NDArray[np.float32], text_vectors: npt.NDArray[np.float32],
-               history: npt.NDArray[np.int64], exclude: npt.NDArray[np.int64], n_candidates: int
+               history: npt.NDArray[np.int64], exclude: npt.NDArray[np.int64], n_candidates: int,
+               restrict: npt.NDArray[np.bool_] | None = None
                ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
     recent = history[-tower.history_length:]
     weights = tower.weights_for(len(recent))
-    user = tower.user_vector(query_vectors[recent])
+    user = tower.user_vector(query_vectors[recent]) if len(recent) else np.zeros(query_vectors.shape[1], np.float32)
     scores = index_vectors @ tower.query(user)
     scores[exclude] = -np.inf
+    if restrict is not None:
+        scores[~restrict] = -np.inf
+    n_candidates = min(n_candidates, int(np.isfinite(scores).sum()))
+    if n_candidates == 0:
+        return np.zeros(0, np.int64), np.zeros((0, len(FEATURE_NAMES)), np.float32)
     top = np.argpartition(-scores, n_candidates - 1)[:n_candidates]
     top = top[np.lexsort((top, -scores[top]))]
     context = UserContext(recent, weights, text_vectors[recent], user)
@@ -97,11 +106,33 @@ def _user_rows(signals: ItemSignals, tower: UserTower, index_vectors: npt.NDArra
     return top.astype(np.int64), features
 
 
+def _without(signals: ItemSignals, cold: npt.NDArray[np.bool_]) -> ItemSignals:
+    """``signals`` as they would be had the ``cold`` items no interactions: no popularity, in
+    nobody's co-occurrence neighbours."""
+    popularity = np.where(cold, 0.0, signals.popularity).astype(np.float32)
+    gone = (signals.neighbour_ids >= 0) & cold[np.maximum(signals.neighbour_ids, 0)]
+    ids = np.where(gone, -1, signals.neighbour_ids)
+    sims = np.where(gone, 0.0, signals.neighbour_sims).astype(np.float32)
+    return ItemSignals(popularity, signals.years, signals.code_offsets, signals.codes, signals.n_codes, ids, sims)
+
+
+REGIMES = ("full", "short", "cold")
+
+
 def train_ranker(holdout: Holdout, tower: UserTower, index_vectors: npt.NDArray[np.float32],
                  query_vectors: npt.NDArray[np.float32], text_vectors: npt.NDArray[np.float32],
                  years: npt.NDArray[np.int32], attributes: dict[str, list[tuple[str, ...]]],
-                 config: RankerConfig) -> tuple[str | None, dict]:
-    """(LightGBM model as text, or None when it does not beat retrieval order; metrics)."""
+                 config: RankerConfig, text_index_vectors: npt.NDArray[np.float32] | None = None
+                 ) -> tuple[str | None, dict]:
+    """(LightGBM model as text, or None when it does not beat retrieval order; metrics).
+
+    Each held-out user makes up to three groups: the whole prefix as history ("full"), only
+    its last ``short_history`` items ("short": a new user), and, with ``text_index_vectors``
+    (the validation model's text-only item vectors [A t_j, c . t_j]), a "cold" group: a random
+    ``cold_fraction`` of the items is treated as new releases -- text-only vectors, no
+    popularity, no co-occurrence, out of every history -- and only they are ranked, as for a
+    catalog's newest items. Without that the ranker never sees items without interactions and
+    scores them by the "no data" values of its interaction features."""
     import lightgbm
 
     signals = item_signals(holdout.prefix, years, attributes)
@@ -111,22 +142,37 @@ def train_ranker(holdout: Holdout, tower: UserTower, index_vectors: npt.NDArray[
         return None, {"used": False, "why": f"too little data ({len(users)} users)"}
     rng = np.random.default_rng(config.seed)
     is_validation = rng.random(len(users)) < config.validation_fraction
+    cold = np.zeros(holdout.prefix.n_items, dtype=bool)
+    if text_index_vectors is not None and config.cold_fraction > 0:
+        warm = np.flatnonzero(signals.popularity > 0)
+        cold[rng.permutation(warm)[: int(round(config.cold_fraction * len(warm)))]] = True
+    cold_signals = _without(signals, cold) if cold.any() else signals
+    cold_vectors = np.where(cold[:, None], text_index_vectors, index_vectors).astype(np.float32) \
+        if cold.any() else index_vectors
     groups: dict[bool, list] = {False: [], True: []}
     for u, validation in zip(users, is_validation.tolist()):
         prefix = holdout.prefix.of(u)
+        targets = holdout.targets[u]
         # Each user twice: with the whole prefix, and knowing only its last few items (what a
         # new user looks like), so the ranker learns both regimes.
-        for history in (prefix, prefix[-config.short_history:]):
+        for regime, history in (("full", prefix), ("short", prefix[-config.short_history:])):
             rows, features = _user_rows(signals, tower, index_vectors, query_vectors, text_vectors, history,
                                         prefix, n_candidates)
-            labels = np.isin(rows, holdout.targets[u]).astype(np.int32)
-            groups[validation].append((u, rows, features, labels))
+            labels = np.isin(rows, targets).astype(np.int32)
+            groups[validation].append((u, regime, rows, features, labels))
+        if cold[targets].any():
+            # The user's own pseudo-cold events are gone from their history, as in a catalog
+            # where those items are new; their tail events on them are the labels.
+            rows, features = _user_rows(cold_signals, tower, cold_vectors, query_vectors, text_vectors,
+                                        prefix[~cold[prefix]], prefix, n_candidates, restrict=cold)
+            if len(rows):
+                groups[validation].append((u, "cold", rows, features, np.isin(rows, targets).astype(np.int32)))
     fit, valid = groups[False], groups[True]
     if not fit or not valid:
         return None, {"used": False, "why": "too few users for a validation split"}
 
     def stack(part: list) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int32], list[int]]:
-        return (np.concatenate([p[2] for p in part]), np.concatenate([p[3] for p in part]), [len(p[1]) for p in part])
+        return (np.concatenate([p[3] for p in part]), np.concatenate([p[4] for p in part]), [len(p[2]) for p in part])
 
     x_fit, y_fit, g_fit = stack(fit)
     x_val, y_val, g_val = stack(valid)
@@ -137,20 +183,36 @@ def train_ranker(holdout: Holdout, tower: UserTower, index_vectors: npt.NDArray[
     ranker.fit(x_fit, y_fit, group=g_fit, eval_X=(x_val,), eval_y=(y_val,), eval_group=[g_val], eval_at=[K],
                feature_name=list(FEATURE_NAMES),
                callbacks=[lightgbm.early_stopping(config.early_stopping, verbose=False)])
-    retrieval_ndcg, ranked_ndcg = [], []
-    for u, rows, features, _ in valid:
-        relevant = set(holdout.targets[u].tolist())
-        retrieval_ndcg.append(_ndcg(rows, relevant))
+    per: dict[str, dict[str, list[float]]] = {r: {"retrieval": [], "ranker": [], "retrieval_recall": [],
+                                                   "ranker_recall": []} for r in REGIMES}
+    shown: dict[str, set[int]] = {"retrieval": set(), "ranker": set()}
+    for u, regime, rows, features, _ in valid:
+        targets = holdout.targets[u]
+        relevant = set((targets[cold[targets]] if regime == "cold" else targets).tolist())
         order = np.argsort(-ranker.booster_.predict(features, num_iteration=ranker.best_iteration_ or None),
                            kind="stable")
-        ranked_ndcg.append(_ndcg(rows[order], relevant))
-    metrics = {"retrieval_ndcg@10": float(np.mean(retrieval_ndcg)), "ranker_ndcg@10": float(np.mean(ranked_ndcg)),
-               "validation_users": len(valid), "training_users": len(fit), "trees": int(ranker.best_iteration_ or 0),
-               "config": config.as_dict()}
+        for name, ranked in (("retrieval", rows), ("ranker", rows[order])):
+            recall, ndcg = list_metrics(ranked.tolist(), relevant, K)
+            per[regime][name].append(ndcg)
+            per[regime][name + "_recall"].append(recall)
+            if regime == "full":
+                shown[name].update(ranked[:K].tolist())
+    mean = {r: {name: float(np.mean(v)) if v else 0.0 for name, v in values.items()} for r, values in per.items()}
+    warm_groups = [g for r in ("full", "short") for g in zip(per[r]["retrieval"], per[r]["ranker"])]
+    metrics = {"retrieval_ndcg@10": float(np.mean([g[0] for g in warm_groups])),
+               "ranker_ndcg@10": float(np.mean([g[1] for g in warm_groups])),
+               "by_history": {r: {"retrieval_ndcg@10": mean[r]["retrieval"], "ranker_ndcg@10": mean[r]["ranker"],
+                                  "retrieval_recall@10": mean[r]["retrieval_recall"],
+                                  "ranker_recall@10": mean[r]["ranker_recall"], "groups": len(per[r]["ranker"])}
+                              for r in REGIMES},
+               # distinct items in the validation users' top 10s (full histories) / items
+               "coverage@10": {name: len(items) / holdout.prefix.n_items for name, items in shown.items()},
+               "validation_users": int(is_validation.sum()), "training_users": int((~is_validation).sum()),
+               "trees": int(ranker.best_iteration_ or 0), "config": config.as_dict()}
     metrics["used"] = metrics["ranker_ndcg@10"] > metrics["retrieval_ndcg@10"]
-    log.info("ranker validation NDCG@10 %.4f vs retrieval order %.4f (%s)", metrics["ranker_ndcg@10"],
-             metrics["retrieval_ndcg@10"], "used" if metrics["used"] else "not used")
+    log.info("ranker validation NDCG@10 %.4f vs retrieval order %.4f (%s); cold recall@10 %.4f vs %.4f",
+             metrics["ranker_ndcg@10"], metrics["retrieval_ndcg@10"], "used" if metrics["used"] else "not used",
+             mean["cold"]["ranker_recall"], mean["cold"]["retrieval_recall"])
     if not metrics["used"]:
         return None, metrics
     return ranker.booster_.model_to_string(num_iteration=ranker.best_iteration_ or None), metrics
-

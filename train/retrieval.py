@@ -31,8 +31,9 @@ MIN_EVENTS_TO_LEARN = 1000
 MIN_USERS_TO_LEARN = 20
 MIN_HISTORY_TO_VALIDATE = 5  # users with fewer events are never held out (the protocol's rule)
 TASTE_WEIGHT = 1.0
+SHORT_HISTORY = 3  # the validation's "new user" view: only this many most recent items are known
 # Part of every cache key: bump it when training code changes what a given input produces.
-TRAINER_VERSION = 4
+TRAINER_VERSION = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +100,14 @@ def two_tower_model(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
                 "use --retrieval content (or auto), or give it more interactions")
         log.info("two-tower: validating on the last 20%% of %d users' histories", len(holdout.targets))
         trial = train_two_tower(text_vectors, holdout.prefix, config, progress)
-        model_metrics = ranking_metrics(_score_with(trial), holdout)
+        score = _score_with(trial)
+        model_metrics = ranking_metrics(score, holdout)
         popular = popularity_scores(holdout.prefix)
         popularity_metrics = ranking_metrics(lambda _u, _h: popular, holdout)
-        validation = {"model": model_metrics, "popularity": popularity_metrics, "seconds": round(trial.seconds, 2)}
+        # The protocol's new users: the model is given only the last few items of the prefix.
+        short_metrics = ranking_metrics(lambda u, h: score(u, h[-SHORT_HISTORY:]), holdout)
+        validation = {"model": model_metrics, "popularity": popularity_metrics,
+                      f"model_last_{SHORT_HISTORY}": short_metrics, "seconds": round(trial.seconds, 2)}
         log.info("two-tower validation NDCG@10 %.4f vs popularity %.4f", model_metrics["ndcg@10"],
                  popularity_metrics["ndcg@10"])
         if model_metrics["ndcg@10"] <= popularity_metrics["ndcg@10"]:
@@ -114,7 +119,7 @@ def two_tower_model(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
         if ranker_config is not None and catalog is not None:
             ranker, validation["ranker"] = train_ranker(
                 holdout, _tower(trial), trial.index_vectors, trial.query_vectors, text_vectors, catalog.years,
-                catalog.attributes, ranker_config)
+                catalog.attributes, ranker_config, trial.text_index_vectors)
         weights = train_two_tower(text_vectors, seqs, config, progress)
         if cache is not None:
             cache.put(key, {"index_vectors": weights.index_vectors, "query_vectors": weights.query_vectors,

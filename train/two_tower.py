@@ -46,7 +46,7 @@ class TwoTowerConfig:
     learning_rate: float = 3e-3
     id_dropout: float = 0.3
     content_loss: float = 0.5
-    short_history: float = 0.3
+    short_history: float = 0.1
     full_softmax_max: int = 50_000
     sampled_negatives: int = 4096
     seed: int = 0
@@ -85,6 +85,7 @@ class TwoTowerWeights:
     text_projection: npt.NDArray[np.float32]
     final_loss: float
     seconds: float
+    text_index_vectors: npt.NDArray[np.float32] | None = field(default=None, repr=False, compare=False)
     torch_user_vector: Callable[[npt.NDArray[np.int64]], npt.NDArray[np.float32]] | None = field(
         default=None, repr=False, compare=False)
 
@@ -199,9 +200,11 @@ def train_two_tower(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
         in_history = torch.zeros(n + 1, 1).index_fill_(0, hist_all.flatten(), 1.0)[:n]
         p, b, _ = model.towers(as_target)
         q = model.towers(in_history)[2]
+        p0, b0, _ = model.towers(torch.zeros(n, 1))
         weights = model.weights().numpy().astype(np.float32)
         projection = model.B.weight.T.numpy().astype(np.float32)
     index_vectors = np.concatenate([p.numpy(), b.numpy()[:, None]], axis=1).astype(np.float32)
+    text_index_vectors = np.concatenate([p0.numpy(), b0.numpy()[:, None]], axis=1).astype(np.float32)
     seconds = time.perf_counter() - started
     log.info("two-tower: %d examples, %d epochs, loss %.3f, %.1fs", len(target_all), config.epochs,
              total_loss / max(seen, 1), seconds)
@@ -214,7 +217,7 @@ def train_two_tower(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
 
     return TwoTowerWeights(np.ascontiguousarray(index_vectors), np.ascontiguousarray(q.numpy().astype(np.float32)),
                            weights, np.ascontiguousarray(projection), total_loss / max(seen, 1), seconds,
-                           torch_user_vector)
+                           np.ascontiguousarray(text_index_vectors), torch_user_vector)
 
 
 def _softmax_loss(u, p, b, hist, labels, candidates, n: int):

@@ -34,7 +34,13 @@ def test_features_match_plain_python(rng):
     text = rng.normal(size=(20, 8)).astype(np.float32)
     f = candidate_features(signals, context, rows, np.arange(20, dtype=np.float32), vectors, text)
     assert f.shape == (20, len(FEATURE_NAMES))
-    np.testing.assert_allclose(f[:, 1], vectors[:, :-1] @ context.user_vector, rtol=1e-5)
+    preference = vectors[:, :-1] @ context.user_vector
+    np.testing.assert_allclose(f[:, 1], (preference - preference.mean()) / preference.std(), rtol=1e-4, atol=1e-5)
+    scores = np.arange(20, dtype=np.float64)
+    np.testing.assert_allclose(f[:, 0], (scores - scores.mean()) / scores.std(), rtol=1e-5)
+    np.testing.assert_allclose(f[:, 3], np.log1p(signals.popularity[rows]) - np.log1p(signals.popularity.max()),
+                               rtol=1e-5)
+    assert np.array_equal(f[:, 12], (signals.popularity[rows] > 0).astype(np.float32))
     np.testing.assert_allclose(f[:, 6], text @ context.history_text.mean(axis=0), rtol=1e-5)
     counts = Counter((name, v) for h in history.tolist() for name in sorted(attrs) for v in attrs[name][h])
     for i, r in enumerate(rows.tolist()):
