@@ -90,7 +90,8 @@ def prepare(args: argparse.Namespace) -> Path:
 def run_system(name: str, work: Path, python: Path, timeout: float) -> dict:
     out = work / f"result-{name}.json"
     log = work / f"log-{name}.txt"
-    out.unlink(missing_ok=True)
+    if out.exists():  # kept for reference (and for a reused tastebud index's build time)
+        out.replace(work / f"result-{name}.previous.json")
     cmd = [str(python), str(ROOT / "bench" / "peers" / f"run_{name}.py"), "--work", str(work), "--out", str(out)]
     print(f"\n== {name}: {' '.join(cmd)}", flush=True)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
@@ -141,6 +142,10 @@ def ratios(results: dict[str, dict]) -> dict:
     return out
 
 
+def _num(x) -> str:
+    return "-" if x is None else f"{x:.1f}"
+
+
 def table(results: dict[str, dict], concurrency: int) -> str:
     head = (f"| system | knob | recall@10 | q/s seq | p50 seq ms | p99 seq ms | q/s @{concurrency} | p50 @{concurrency} ms "
             f"| p99 @{concurrency} ms | build s | server RSS MB | server PSS MB |\n" + "| --- " * 12 + "|")
@@ -153,7 +158,7 @@ def table(results: dict[str, dict], concurrency: int) -> str:
         flag = "" if r["tuning"]["reached"] else " (target not reached)"
         rows.append(f"| {LABELS[name]} | {r['knob']}={r['tuning']['value']}{flag} | {r['sequential']['recall']:.3f} "
                     f"| {s['qps']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {c['qps']:.0f} | {c['p50_ms']:.2f} "
-                    f"| {c['p99_ms']:.2f} | {r['build']['total_s']:.1f} | {r['memory']['rss_mb']:.0f} "
+                    f"| {c['p99_ms']:.2f} | {_num(r['build'].get('total_s'))} | {r['memory']['rss_mb']:.0f} "
                     f"| {r['memory']['pss_mb']:.0f} |")
     return "\n".join(rows)
 
@@ -203,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reuse-results", default="",
                    help="comma-separated systems whose result from an earlier run on the same --work data is "
                         "taken as it is instead of measured again (marked as reused in the JSON)")
+    p.add_argument("--tastebud-index", type=Path,
+                   help="serve this already built tastebud index (same --work data) instead of building one")
     p.add_argument("--timeout", type=float, default=3600.0, help="per system, seconds")
     p.add_argument("--work", type=Path, help="scratch folder (default /tmp/tastebud-peers[-quick])")
     p.add_argument("--peers-python", type=Path, default=ROOT / ".venv-peers" / "bin" / "python")
@@ -227,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     work = prepare(args)
     config = {"n": args.n, "dim": 384, "target_recall": args.target_recall, "concurrency": args.concurrency,
               "repeats": args.repeats, "max_seconds": args.max_seconds, "warmup": 200,
-              "knobs": KNOBS, "scratch": str(work / "scratch"), "k": 10}
+              "knobs": KNOBS, "scratch": str(work / "scratch"), "k": 10,
+              "tastebud_index": str(args.tastebud_index) if args.tastebud_index else None}
     (work / "config.json").write_text(json.dumps(config, indent=2))
     results: dict[str, dict] = {}
     reuse = [s.strip() for s in args.reuse_results.split(",") if s.strip()]

@@ -79,6 +79,24 @@ def serve_takes_ef_search() -> bool:
     return "--ef-search" in done.stdout
 
 
+def reused(index: Path, work: common.Work) -> dict:
+    """Build facts of an index built by an earlier run (``--tastebud-index``): its manifest, and
+    the build's wall time when that run's result (in the work folder) built this folder."""
+    import json
+
+    manifest = json.loads((index / "current" / "manifest.json").read_text())
+    out = {"reused_index": str(index), "steps_s": manifest["build"]["seconds"], "version": manifest["version"],
+           "tuning": manifest["build"]["tuning"], "factory": manifest["factory"], "total_s": None}
+    earlier = work.folder / "result-tastebud.previous.json"
+    if earlier.exists():
+        b = json.loads(earlier.read_text()).get("build", {})
+        if b.get("version") == manifest["version"] and b.get("total_s"):
+            out.update(total_s=b["total_s"], command=b.get("command"),
+                       total_s_from=f"the run that built {manifest['version']} ({earlier.name})")
+    common.log(f"reusing the index {index} ({manifest['version']}), built in {out['total_s']} s")
+    return out
+
+
 class Server:
     def __init__(self, index: Path, log, ef_search: int | None = None) -> None:
         self.index, self.log, self.ef_search = index, log, ef_search
@@ -165,9 +183,9 @@ def main() -> int:
         if server is not None:
             server.stop()
         if at_serve:
-            index = folder / "index"
+            index = Path(cfg["tastebud_index"]) if cfg.get("tastebud_index") else folder / "index"
             if not built:
-                built = build(paths, index, value, log)
+                built = reused(index, work) if cfg.get("tastebud_index") else build(paths, index, value, log)
             server = Server(index, log, ef_search=value)
         else:
             index = folder / f"index-ef{value}"
