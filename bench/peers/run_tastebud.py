@@ -217,8 +217,8 @@ def main() -> int:
                    "index_info": re.sub(r"\s+", " ", str(info)).strip(),
                    "transport": "gRPC on 127.0.0.1 (SimilarItems, k=10)",
                    "ef_search_set_by": "tastebud serve --ef-search" if at_serve else "tastebud build --ef-search",
-                   "note": "the server fetches max(3k, 200) candidates per shard, so FAISS searches each shard "
-                           "with ef = max(efSearch, 200)"},
+                   "note": "FAISS searches each shard with ef = max(efSearch, candidates per shard); how many "
+                           "candidates the server asks each shard for is its own choice (server/recommender.py)"},
         "versions": {"tastebud": version("tastebud"), "tastebud_commit": commit_at_start,
                      "tastebud_commit_at_end": git_commit(), "grpcio": version("grpcio"),
                      "faiss-cpu": version("faiss-cpu")},
