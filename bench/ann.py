@@ -321,6 +321,36 @@ def plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def markdown(result: dict) -> str:
+    """Tables for bench/ann.md from a result file: per index its Pareto front (sequential q/s
+    against recall@10), then the fastest setting at the target recall with its ratio to exact."""
+    lines = [f"{result['dataset']}: {result['n_items']:,} x {result['dimension']}, {result['n_queries']} queries, "
+             f"medians of {result['repeats']}; threads: {result['machine']['threads']}",
+             "", "| index | factory | params | recall@10 | batched q/s | sequential q/s | build s | bytes/item | x float32 |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for e in result["indexes"]:
+        front, best = [], -1.0
+        for r in sorted(e["runs"], key=lambda r: -r["sequential_qps_median"]):
+            if r["recall_at_10"] > best:
+                front.append(r)
+                best = r["recall_at_10"]
+        for r in sorted(front, key=lambda r: r["recall_at_10"]):
+            params = ", ".join(f"{k}={v:g}" for k, v in r["params"].items()) or "-"
+            lines.append(f"| {e['name']} | `{e['factory']}` | {params} | {r['recall_at_10']:.3f} | "
+                         f"{r['batched_qps_median']:,.0f} | {r['sequential_qps_median']:,.0f} | {e['build_seconds']:.1f} | "
+                         f"{e['bytes_per_item']:,.0f} | {e['ratio_vs_float32']:.3f} |")
+    lines += ["", f"fastest at recall@10 >= {result['target_recall_at_10']} (x exact's q/s in the same run):", ""]
+    for row in result["summary"]:
+        parts = []
+        for mode in ("batched", "sequential"):
+            b = row[f"{mode}_at_target"]
+            parts.append(f"{mode} {b['qps']:,.0f} q/s ({b.get('x_exact', '-')}x, recall {b['recall_at_10']:.3f}, "
+                         f"{', '.join(f'{k}={v:g}' for k, v in b['params'].items()) or '-'})" if b else
+                         f"{mode}: not reached (max recall {row['max_recall_at_10']:.3f})")
+        lines.append(f"- {row['name']}: " + "; ".join(parts))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", choices=("text", "synthetic", "all"), default="all")
@@ -337,7 +367,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=Path("/tmp/tastebud-ann"), help="cached vectors")
     p.add_argument("--out", type=Path, help="result folder (default bench/results, or --work with --quick)")
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
+    p.add_argument("--markdown", type=Path, nargs="+", help="print the tables of result files and exit")
     args = p.parse_args(argv)
+    if args.markdown:
+        for path in args.markdown:
+            print(markdown(json.loads(path.read_text())) + "\n")
+        return 0
     if args.quick:
         args.items = min(args.items, 20_000)
         args.queries = min(args.queries, 200)
