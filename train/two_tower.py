@@ -46,7 +46,7 @@ class TwoTowerConfig:
     learning_rate: float = 3e-3
     id_dropout: float = 0.3
     content_loss: float = 0.5
-    short_history: float = 0.1
+    short_history: float = 0.3
     full_softmax_max: int = 50_000
     sampled_negatives: int = 4096
     seed: int = 0
