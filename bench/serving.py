@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import socket
@@ -132,13 +133,12 @@ def run_floor(args: argparse.Namespace) -> dict:
     return out
 
 
-def _raw_faiss_qps(indexes: list, queries: np.ndarray, k: int, ef: int, threads: int, seconds: float) -> float:
+def _raw_faiss_qps(indexes: list, queries: np.ndarray, k: int, tuning, threads: int, seconds: float) -> float:
     """Queries/s of plain FAISS: each query searched in every shard (one call per shard), ``threads``
-    callers at once, no Python service around it."""
-    import faiss
+    callers at once, no Python service around it; the server's own search parameters."""
+    from tastebud.index.faiss_index import search_parameters
 
-    params = faiss.SearchParametersHNSW(efSearch=ef) if isinstance(faiss.downcast_index(indexes[0]),
-                                                                   faiss.IndexHNSW) else None
+    params = [search_parameters(index, tuning) for index in indexes]
     done = [0] * threads
 
     def worker(w: int) -> None:
@@ -146,8 +146,8 @@ def _raw_faiss_qps(indexes: list, queries: np.ndarray, k: int, ef: int, threads:
         i = w
         while time.perf_counter() < end:
             q = queries[i % len(queries)][None, :]
-            for index in indexes:
-                index.search(q, k, params=params)
+            for index, p in zip(indexes, params):
+                index.search(q, k, params=p)
             done[w] += 1
             i += threads
 
@@ -165,18 +165,21 @@ def run_overhead(args: argparse.Namespace) -> dict:
     version = resolve_version_dir(args.index)
     manifest = read_manifest(version)
     indexes = [faiss.read_index(str(version / e.files["item_index"])) for e in manifest.shards]
-    ef = int(manifest.build.get("tuning", {}).get("ef_search", 128))
+    from tastebud.index.faiss_index import SearchTuning
+
+    tuning = SearchTuning(**manifest.build.get("tuning", {}))
     stages = stage_breakdown(args.index, args.users, seed=0)
     queries = stages.pop("_queries")
     k = stages["n_candidates"]
     out: dict = {"index": str(args.index), "items": manifest.n_items, "shards": len(manifest.shards),
-                 "factory": manifest.factory, "ef_search": ef, "k_per_shard": k, "stages": stages, "levels": {}}
+                 "factory": manifest.factory, "tuning": dataclasses.asdict(tuning), "k_per_shard": k, "stages": stages,
+                 "levels": {}}
     server = ServerProcess.start(args.index)
     try:
         for concurrency in args.concurrency:
             raw, served = [], []
             for repeat in range(args.repeats):
-                raw.append(_raw_faiss_qps(indexes, queries, k, ef, concurrency, args.duration))
+                raw.append(_raw_faiss_qps(indexes, queries, k, tuning, concurrency, args.duration))
                 served.append(load(server.target, args.index, "recommend", concurrency, args.duration, args.warmup,
                                    seed=repeat))
                 print(f"overhead c={concurrency} #{repeat}: raw {raw[-1]:.0f}/s served {served[-1]}", file=sys.stderr)
