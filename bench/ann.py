@@ -364,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target-recall", type=float, default=0.95)
     p.add_argument("--only", nargs="*", help="index names to run (exact is needed for the ground truth)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--work", type=Path, default=Path("/tmp/tastebud-ann"), help="cached vectors")
+    p.add_argument("--work", type=Path, default=Path(".bench/ann"), help="cached vectors")
     p.add_argument("--out", type=Path, help="result folder (default bench/results, or --work with --quick)")
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
     p.add_argument("--markdown", type=Path, nargs="+", help="print the tables of result files and exit")

@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tastebud-index", type=Path,
                    help="serve this already built tastebud index (same --work data) instead of building one")
     p.add_argument("--timeout", type=float, default=3600.0, help="per system, seconds")
-    p.add_argument("--work", type=Path, help="scratch folder (default /tmp/tastebud-peers[-quick])")
+    p.add_argument("--work", type=Path, help="scratch folder (default .bench/peers[-quick], git-ignored)")
     p.add_argument("--peers-python", type=Path, default=ROOT / ".venv-peers" / "bin" / "python")
     p.add_argument("--tastebud-python", type=Path, default=ROOT / ".venv" / "bin" / "python")
     p.add_argument("--results", type=Path, default=ROOT / "bench" / "results",
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     args.repeats = args.repeats or (3 if args.quick else 5)
     args.tune_queries = args.tune_queries or (100 if args.quick else 300)
     args.test_queries = args.test_queries or (300 if args.quick else 2000)
-    args.work = args.work or Path("/tmp/tastebud-peers-quick" if args.quick else "/tmp/tastebud-peers")
+    args.work = (args.work or Path(".bench/peers-quick" if args.quick else ".bench/peers")).resolve()
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = set(systems) - set(SYSTEMS)
     if unknown:

@@ -1,7 +1,7 @@
 """Serving benchmarks: what the Recommend path costs over its floors, and how it scales.
 
     python bench/serving.py floor    --index indexes/                 # Recommend vs grpc.health Check
-    python bench/serving.py overhead --index /work/scale/synth-1000000/idx   # vs raw FAISS, stages
+    python bench/serving.py overhead --index .bench/synth-1000000/idx        # vs raw FAISS, stages
     python bench/serving.py scaling  --index A --index B --index C   # p50/p99 as the catalog grows
     python bench/serving.py ab --index DIR --b-args="--no-batching"  # one server flag, side by side
 
@@ -16,12 +16,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import json
 import os
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -58,7 +60,7 @@ class ServerProcess:
         port = free_port()
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         cmd = [sys.executable, "-m", "tastebud.cli.main", "serve", "--index", str(index), "--port", str(port),
-               "--store", str(Path("/tmp") / f"tastebud-bench-{port}.sqlite"), *(extra or [])]
+               "--store", str(Path(tempfile.gettempdir()) / f"tastebud-bench-{port}.sqlite"), *(extra or [])]
         process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         server = cls(process, f"127.0.0.1:{port}")
         try:
@@ -92,11 +94,17 @@ async def _wait_serving(target: str) -> None:
         await wait_until_serving(channel, target, timeout=900.0)
 
 
+@functools.lru_cache(maxsize=8)
+def population(index: Path) -> Population:
+    """The index's user and item ids, read once per index (a 1M-item store takes seconds)."""
+    return Population.from_index(index)
+
+
 def load(target: str, index: Path, mix_name: str, concurrency: int, duration: float, warmup: float, seed: int = 0,
          mode: str = "closed", rate: float = 0.0) -> dict:
     """One load-generator run; the summary row of all RPCs plus the raw result."""
     mix = TrafficMix.from_toml(MIXES / f"{mix_name}.toml")
-    requests = make_requests(mix, Population.from_index(index), 20_000, seed=seed)
+    requests = make_requests(mix, population(index), 20_000, seed=seed)
     options = RunOptions(target=target, mode=mode, concurrency=concurrency, rate=rate or 1.0, duration=duration,
                          warmup=warmup, deadline=5.0, seed=seed, progress=False)
     result = stats_to_result(asyncio.run(run_load(options, requests)), options, mix.shares())
@@ -211,7 +219,7 @@ def stage_breakdown(index: Path, n_users: int, seed: int = 0) -> dict:
     encoder = SentenceTransformerEncoder()
     executor = ThreadPoolExecutor(4)
     rec = open_recommender(index, encoder, executor, store=None)
-    users = Population.from_index(index).user_ids
+    users = population(index).user_ids
     rng = np.random.default_rng(seed)
     picks = [users[i] for i in rng.integers(0, len(users), n_users)]
     times: dict[str, list[float]] = {s: [] for s in ("user_vector", "exclusions", "shard_search", "merge",

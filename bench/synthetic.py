@@ -6,7 +6,7 @@ components of uneven size and spread on the unit sphere, so HNSW/IVF behave as t
 embeddings. ``write_vector_catalog`` writes a catalog + interactions + ``vectors.npz`` that
 ``tastebud build --vectors`` takes, with users whose histories stay inside a few clusters.
 
-    python bench/synthetic.py --items 1000000 --out /tmp/synth-1m
+    python bench/synthetic.py --items 1000000 --out .bench/synth-1000000
 """
 
 from __future__ import annotations
