@@ -22,6 +22,7 @@ from tastebud.loadtest.mix import DEFAULT_MIX, TrafficMix
 from tastebud.loadtest.report import (format_table, merge_results, read_result, stats_to_result, with_summary,
                                       write_plots)
 from tastebud.loadtest.runner import RunOptions, run_load
+from tastebud.loadtest.schedule import split_for_workers
 from tastebud.loadtest.traffic import Population, make_requests
 
 REQUEST_POOL = 50_000  # distinct requests prepared before the run, then cycled
@@ -64,12 +65,13 @@ def _run_processes(args: argparse.Namespace, n: int) -> dict:
     """N child generators with a common start time; their results merged."""
     if args.mode == "closed" and args.concurrency < n:
         raise InvalidInputError(f"--concurrency {args.concurrency} is less than --processes {n}")
+    rates = split_for_workers(args.rate, n)
     start_at = time.time() + 3.0 + 0.5 * n  # time for every child to import and connect
     with tempfile.TemporaryDirectory(prefix="tastebud-loadtest-") as tmp:
         children, parts = [], []
         for i in range(n):
             part = Path(tmp) / f"part-{i}.json"
-            share = ["--rate", str(args.rate / n)] if args.mode == "open" else \
+            share = ["--rate", str(rates[i])] if args.mode == "open" else \
                 ["--concurrency", str(args.concurrency // n + (1 if i < args.concurrency % n else 0))]
             cmd = [sys.executable, "-m", "tastebud.cli.main", "loadtest", "--target", args.target,
                    "--index", str(args.index), "--mix", str(args.mix), "--mode", args.mode, *share,
