@@ -149,8 +149,9 @@ class LocalShard:
         self._factory = factory
         self._version = version
         self._inline = {name: _cheap_to_search(space, factory) for name, space in spaces.items()}
+        # Only spaces searched on the executor batch: an inline search has no hand-over to share.
         self._batchers = {name: NaturalBatcher(self._search_batch_sync, executor)
-                          for name in spaces} if batching and executor is not None else {}
+                          for name in spaces if not self._inline[name]} if batching and executor is not None else {}
 
     @classmethod
     def open(cls, version_dir: Path, entry: ShardEntry, table: ItemTable, tuning: SearchTuning,
