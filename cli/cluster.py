@@ -56,10 +56,10 @@ def _add_up(actions: argparse._SubParsersAction, fmt: type[argparse.HelpFormatte
     p.add_argument("--replicas", type=_replicas, default=2, help="processes per shard")
     p.add_argument("--port", type=_port, default=50051, help="the router's port (0 picks a free one)")
     p.add_argument("--host", default="127.0.0.1", help="address every process binds")
-    p.add_argument("--workdir", type=Path, help="where cluster.toml, logs/ and pids.txt go (default: a new "
-                                                "temporary folder, kept after exit)")
-    p.add_argument("--shard-base-port", type=_port, help="shard I replica R listens on BASE + I*replicas + R "
-                                                         "(default: free ports)")
+    p.add_argument("--workdir", type=Path, help="where cluster.toml, logs/ and pids.txt go; None: a new "
+                                                "temporary folder, kept after exit")
+    p.add_argument("--shard-base-port", type=_port, help="shard I replica R listens on BASE + I*replicas + R; "
+                                                         "None: free ports")
     p.add_argument("--start-timeout", type=_seconds, default=300.0,
                    help="seconds each process may take to report SERVING")
     p.add_argument("--stop-timeout", type=_seconds, default=10.0,

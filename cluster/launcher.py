@@ -44,10 +44,6 @@ CLUSTER_FILE = "cluster.toml"
 LOG_TAIL_LINES = 20
 _T = TypeVar("_T")
 
-# Short reconnect backoff for health probes: a child binds its port a second or two after it
-# starts (imports), and gRPC's default reconnect backoff would add seconds after each refusal.
-_PROBE_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
-                  ("grpc.max_reconnect_backoff_ms", 500)]
 
 
 class LaunchError(TastebudError):
@@ -252,8 +248,11 @@ def _tail(path: Path, offset: int, lines: int = LOG_TAIL_LINES) -> str:
 
 
 async def health_status(address: str, service: str, timeout: float = 1.0) -> int | None:
-    """One ``grpc.health.v1`` Check: the status enum, or None when the server does not answer."""
-    async with grpc.aio.insecure_channel(address, options=_PROBE_OPTIONS) as channel:
+    """One ``grpc.health.v1`` Check: the status enum, or None when the server does not answer.
+
+    A fresh channel per probe: a child binds its port only after its imports, and a reused
+    channel would carry gRPC's reconnect backoff (seconds) over from the refused attempts."""
+    async with grpc.aio.insecure_channel(address) as channel:
         try:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=service), timeout=timeout)

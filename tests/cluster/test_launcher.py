@@ -30,7 +30,7 @@ from tastebud.errors import InvalidInputError
 
 FAKE_SERVER = textwrap.dedent('''
     """A stand-in for serve-shard / serve: grpc.health.v1 only."""
-    import argparse, signal, sys, threading, time
+    import argparse, os, signal, sys, threading, time
     from concurrent import futures
 
     import grpc
@@ -51,6 +51,8 @@ FAKE_SERVER = textwrap.dedent('''
     if args.crash:
         print(f"{args.name}: boom, cannot load the shard", file=sys.stderr, flush=True)
         sys.exit(3)
+    if os.path.exists(args.events + "." + args.name + ".crash"):  # made by a test to crash-loop it
+        sys.exit(4)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
@@ -258,6 +260,32 @@ def test_a_killed_replica_and_the_router_are_restarted_with_backoff(tmp_path, fa
     assert "restart #2 in 0.4 s" in restarts[1]
     assert restarts[2].startswith("router") and "exit code 0" in restarts[2] and "in 0.2 s" in restarts[2]
     assert any("is SERVING again" in r.getMessage() for r in caplog.records)
+
+
+def test_a_crash_looping_replica_backs_off_longer_each_time_and_recovers(tmp_path, fake, caplog):
+    caplog.set_level(logging.INFO, logger="tastebud.cluster")
+    crash = Path(f"{fake.events}.shard-0.crash")
+
+    async def scenario():
+        launcher = Launcher(options(tmp_path, shards=1, replicas=2), fake)
+        await launcher.start()
+        try:
+            crash.touch()
+            old = launcher.kill_replica(0, 0)
+            deadline = time.monotonic() + 60
+            while launcher.restarts(0, 0) < 4 and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            crash.unlink()
+            await launcher.wait_replica_back(0, 0, old, timeout=60)
+            assert launcher.restarts(0, 1) == 0
+        finally:
+            await launcher.stop()
+
+    run(scenario())
+    delays = [r.getMessage().split(" in ")[-1].split()[0] for r in caplog.records
+              if r.getMessage().startswith("shard 0 replica 0") and "restart #" in r.getMessage()]
+    assert delays[:4] == ["0.2", "0.4", "0.8", "1.6"]
+    assert any("exit code 4" in r.getMessage() for r in caplog.records)
 
 
 def test_a_child_ignoring_sigterm_is_killed_after_the_stop_timeout(tmp_path, fake):
