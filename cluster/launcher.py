@@ -335,8 +335,10 @@ class _Child:
             if not exited.done():
                 exited.cancel()
 
-    async def supervise(self, backoff: Backoff, start_timeout: float, stopping: asyncio.Event) -> None:
-        """Restart this process whenever it dies, after a backoff, until the launcher stops."""
+    async def supervise(self, backoff: Backoff, start_timeout: float, stopping: asyncio.Event,
+                        on_restart: Callable[[], None]) -> None:
+        """Restart this process whenever it dies, after a backoff, until the launcher stops;
+        ``on_restart`` runs after each new start (the launcher rewrites pids.txt)."""
         while True:
             process = self.process
             if process is not None:
@@ -366,6 +368,7 @@ class _Child:
                 continue
             assert self.process is not None
             log.info("%s restarted as pid %d", self.name, self.process.pid)
+            on_restart()
             if self.announcer is not None:
                 self.announcer.cancel()
             self.announcer = asyncio.ensure_future(self._announce_serving(start_timeout))
@@ -437,7 +440,8 @@ class Launcher:
             await self._terminate_all()
             raise
         for child in self._children():
-            child.supervisor = asyncio.ensure_future(child.supervise(o.backoff, o.start_timeout, self._stopping))
+            child.supervisor = asyncio.ensure_future(child.supervise(o.backoff, o.start_timeout, self._stopping,
+                                                                   self._write_pids))
         log.info("cluster up: router %s, %d shards x %d replicas", self._router.address, n_shards, o.replicas)
         return self.endpoints()
 
@@ -446,7 +450,8 @@ class Launcher:
         return ([self._router] if self._router else []) + [c for shard in self._replicas for c in shard]
 
     def _write_pids(self) -> None:
-        """``pids.txt``: what to kill by hand if the launcher itself was SIGKILLed."""
+        """``pids.txt``, rewritten on every (re)start: what to kill by hand if the launcher itself
+        was SIGKILLed (after a stop it lists the pids of the last run)."""
         assert self._workdir is not None
         lines = [f"{c.pid} {c.name}" for c in self._children() if c.pid is not None]
         _write_atomically(self._workdir / "pids.txt", "\n".join(lines) + "\n")

@@ -241,6 +241,7 @@ def test_a_killed_replica_and_the_router_are_restarted_with_backoff(tmp_path, fa
                 old = launcher.kill_replica(1, 0, signal.SIGKILL)
                 new = await launcher.wait_replica_back(1, 0, old, timeout=60)
                 assert new != old and not alive(old)
+                assert f"{new} shard 1 replica 0" in (ep.workdir / "pids.txt").read_text()
                 seen.add(new)
                 addr = launcher.endpoints().shards[1][0].address
                 assert addr == ep.shards[1][0].address  # the same port: cluster.toml stays right
