@@ -581,7 +581,12 @@ def _write_atomically(path: Path, text: str) -> None:
 
 class LauncherThread:
     """A :class:`Launcher` on its own event loop in a daemon thread, for synchronous tests
-    (the same shape as ``tests/integration/live_server.ServerThread``)."""
+    (the same shape as ``tests/integration/live_server.ServerThread``)::
+
+        with LauncherThread(LaunchOptions(index=root, port=0, workdir=tmp_path)) as cluster:
+            pid = cluster.kill_replica(1, 0)
+            cluster.wait_replica_back(1, 0, pid)
+    """
 
     def __init__(self, options: LaunchOptions, commands: Commands | None = None) -> None:
         self.launcher = Launcher(options, commands)
@@ -598,6 +603,13 @@ class LauncherThread:
         except BaseException:
             self._close()
             raise
+
+    def __enter__(self) -> LauncherThread:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     def endpoints(self) -> Endpoints:
         return self._call(_value(self.launcher.endpoints))

@@ -300,15 +300,13 @@ def test_a_child_ignoring_sigterm_is_killed_after_the_stop_timeout(tmp_path, fak
 
 
 def test_the_thread_api_kills_and_waits_for_a_replica(tmp_path, fake):
-    thread = LauncherThread(options(tmp_path, shards=1, replicas=2), fake)
-    try:
-        ep = thread.start()
-        old = thread.kill_replica(0, 1)
-        new = thread.wait_replica_back(0, 1, old, timeout=60)
-        assert new != old and thread.endpoints().shards[0][1].pid == new
-    finally:
-        codes = thread.stop()
-    assert set(codes.values()) == {0}
+    with LauncherThread(options(tmp_path, shards=1, replicas=2), fake) as cluster:
+        ep = cluster.endpoints()
+        old = cluster.kill_replica(0, 1)
+        new = cluster.wait_replica_back(0, 1, old, timeout=60)
+        assert new != old and cluster.endpoints().shards[0][1].pid == new
+        with pytest.raises(InvalidInputError, match="no shard 3 replica 0"):
+            cluster.kill_replica(3, 0)
     assert not [pid for pid in [*ep.pids(), new] if alive(pid)]
 
 
