@@ -660,11 +660,13 @@ async def run_until_signalled(options: LaunchOptions, commands: Commands | None 
             return 0
         stopped.cancel()
         endpoints = starting.result()  # raises LaunchError
-        print_line(endpoints.describe())
-        print_line(f"logs in {endpoints.workdir / 'logs'}; Ctrl-C or SIGTERM stops everything")
-        await stop.wait()
-        print_line("stopping: router first, then the shards")
-        codes = await launcher.stop()
+        try:
+            print_line(endpoints.describe())
+            print_line(f"logs in {endpoints.workdir / 'logs'}; Ctrl-C or SIGTERM stops everything")
+            await stop.wait()
+            print_line("stopping: router first, then the shards")
+        finally:  # also when printing fails (a closed pipe): never leave the children running
+            codes = await launcher.stop()
         print_line("stopped: " + ", ".join(f"{name} {describe_exit(code)}" for name, code in codes.items()))
         return 0
     finally:
