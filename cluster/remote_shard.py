@@ -13,6 +13,7 @@ immutable within a version, and the same popular items come back call after call
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 
 import grpc
@@ -73,12 +74,13 @@ class RemoteShard:
     """One shard of one index version, served by replicas behind ``channel``."""
 
     def __init__(self, channel: grpc.aio.Channel, shard: int, info: ShardInfo, timeout_seconds: float,
-                 cache_items: int = 0) -> None:
+                 cache_items: int = 0, shard_of_row: npt.NDArray[np.int32] | None = None) -> None:
         self._stub = spb_grpc.ShardStub(channel)
         self._shard = shard
         self._info = info
         self._timeout = timeout_seconds
         self._cache = VectorCache(cache_items)
+        self._shard_of_row = shard_of_row
 
     @property
     def shard(self) -> int:
@@ -88,6 +90,9 @@ class RemoteShard:
         return self._info
 
     async def search(self, queries: npt.NDArray[np.float32], query: ShardQuery) -> ShardHits:
+        if self._shard_of_row is not None and len(query.exclude):
+            # Only this shard's exclusions travel: a long history costs each shard its own share.
+            query = dataclasses.replace(query, exclude=query.exclude[self._shard_of_row[query.exclude] == self._shard])
         request = wire.search_request(queries, query, self._info.version)
         try:
             response = await self._stub.Search(request, timeout=self._timeout, wait_for_ready=False)

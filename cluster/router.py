@@ -122,7 +122,8 @@ class Router:
         timeout = self._cluster.router.shard_timeout_ms / 1000.0
         cache = self._cluster.router.vector_cache_items // max(1, len(manifest.shards))
         shards = tuple(RemoteShard(self._channels[e.shard], e.shard,
-                                   ShardInfo(e.shard, e.count, manifest.factory, manifest.version), timeout, cache)
+                                   ShardInfo(e.shard, e.count, manifest.factory, manifest.version), timeout, cache,
+                                   index.items.shard)
                        for e in manifest.shards)
         return assemble_recommender(index, self._encoder, self._executor, self._store, shards=shards)
 
