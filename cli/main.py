@@ -71,7 +71,43 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-batching", dest="batch_search", action="store_const", const=False, default=argparse.SUPPRESS,
                    help="search each request on its own (default: concurrent searches share FAISS calls)")
     p.add_argument("--config", type=Path, help="server TOML; flags given explicitly override it")
+    p.add_argument("--cluster", type=Path, help="be the router of a cluster: its TOML lists the shard processes "
+                                                "(the index root comes from it)")
     p.set_defaults(run=_run_serve)
+
+
+def _add_serve_shard(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve-shard", help="serve one shard of the index (one replica) for a router",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--index", type=Path, default=Path("indexes"), help="index root (follows `current`) or version folder")
+    p.add_argument("--shard", type=int, required=True, help="which shard, 0..N-1")
+    p.add_argument("--port", type=int, default=50061, help="port (0 picks a free one)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind ([::] or 0.0.0.0 for all)")
+    p.add_argument("--workers", type=_positive, default=2, help="search threads")
+    p.add_argument("--watch-seconds", type=float, default=2.0, help="how often to look for a newly published version")
+    p.add_argument("--linger-seconds", type=float, default=30.0,
+                   help="keep a replaced version searchable until nobody asked for it this long")
+    p.add_argument("--ef-search", type=_positive, help="HNSW search depth (default: what the index was built with)")
+    p.add_argument("--nprobe", type=_positive, help="IVF lists probed (default: what the index was built with)")
+    p.add_argument("--no-batching", dest="batching", action="store_false",
+                   help="search each request on its own (default: concurrent searches share FAISS calls)")
+    p.set_defaults(run=_run_serve_shard)
+
+
+def _run_serve_shard(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from tastebud.cluster.shard_server import serve_shard
+    from tastebud.server.app import event_loop_factory
+
+    if args.shard < 0:
+        raise TastebudError(f"--shard must be >= 0, got {args.shard}")
+    tuning = {name: getattr(args, name) for name in ("ef_search", "nprobe") if getattr(args, name) is not None}
+    with asyncio.Runner(loop_factory=event_loop_factory("uvloop")) as runner:
+        runner.run(serve_shard(args.index, args.shard, args.host, args.port, watch_seconds=args.watch_seconds,
+                               linger_seconds=args.linger_seconds, workers=args.workers, tuning_overrides=tuning,
+                               batching=args.batching))
+    return EXIT_OK
 
 
 def _run_serve(args: argparse.Namespace) -> int:
@@ -87,9 +123,20 @@ def _run_serve(args: argparse.Namespace) -> int:
     for name in ("ef_search", "nprobe", "event_loop", "batch_search"):
         if getattr(args, name, None) is not None:
             values[name] = getattr(args, name)
+    cluster = None
+    if args.cluster:
+        from tastebud.cluster.config import read_cluster_config
+
+        cluster = read_cluster_config(args.cluster)
+        values["index"] = cluster.index
     config = ServerConfig.from_toml(args.config, **values) if args.config else ServerConfig(**values)
     with asyncio.Runner(loop_factory=event_loop_factory(config.event_loop)) as runner:
-        runner.run(serve(config))
+        if cluster is None:
+            runner.run(serve(config))
+        else:
+            from tastebud.cluster.router import serve_router
+
+            runner.run(serve_router(cluster, config))
     return EXIT_OK
 
 
@@ -209,6 +256,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_build(sub)
     _add_serve(sub)
+    _add_serve_shard(sub)
     _add_client(sub)
     _add_eval(sub)
     _add_demo(sub)
@@ -218,7 +266,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose or args.command in ("build", "serve") else logging.WARNING,
+    logging.basicConfig(level=logging.INFO if args.verbose or args.command in ("build", "serve", "serve-shard") else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     run: Callable[[argparse.Namespace], int] = args.run

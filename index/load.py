@@ -19,7 +19,7 @@ from tastebud.index.faiss_index import SearchTuning
 from tastebud.index.filters import ItemTable
 from tastebud.index.histories import UserHistories
 from tastebud.index.items import ItemStore
-from tastebud.index.manifest import Manifest, read_manifest, verify_files
+from tastebud.index.manifest import Manifest, read_manifest, shard_file_names, verify_files
 from tastebud.index.publish import resolve_version_dir
 from tastebud.index.shards import LocalShard
 from tastebud.server.learned_ranker import LearnedRanker
@@ -54,37 +54,66 @@ def check_model(manifest: Manifest, fingerprint: str, dimension: int, source: st
 
 
 def open_index(path: Path, *, fingerprint: str, dimension: int, tuning_overrides: dict[str, float] | None = None,
-               executor: Executor | None = None, batching: bool = True) -> LoadedIndex:
-    """Verify and load the version at ``path`` (a version folder, or an index root's ``current``)."""
+               executor: Executor | None = None, batching: bool = True, with_shards: bool = True) -> LoadedIndex:
+    """Verify and load the version at ``path`` (a version folder, or an index root's ``current``).
+
+    ``with_shards=False`` is the router's view: everything but the vectors (ids, titles,
+    attributes, histories, the user tower, the ranker), with the shards served elsewhere; their
+    files are then left to the shard processes to verify."""
     version_dir = resolve_version_dir(Path(path))
     manifest = read_manifest(version_dir)
     check_model(manifest, fingerprint, dimension, str(version_dir))
-    verify_files(version_dir, manifest)
-    items = ItemStore.read(version_dir / "items.parquet")
-    if len(items) != manifest.n_items:
-        raise IndexIntegrityError(f"{version_dir}: item store has {len(items)} items, the manifest says {manifest.n_items}")
+    verify_files(version_dir, manifest, None if with_shards else set(manifest.files) - shard_file_names(manifest))
+    items = read_items(version_dir, manifest)
     histories = UserHistories.read(version_dir / "users.parquet")
-    # The build's search knobs, unless the operator overrides some at serve time (--ef-search ...).
-    tuning = SearchTuning(**{**manifest.build.get("tuning", {}), **(tuning_overrides or {})})
     table = items.table()
-    dimensions = {"item": int(manifest.retrieval["dimension"]), "text": dimension}
-    shared = {"text": "item"} if manifest.retrieval.get("text_space") == "item" else None
-    shards = tuple(
-        LocalShard.open(version_dir, entry, table, tuning, executor, manifest.factory, manifest.version, dimensions,
-                        shared, batching)
-        for entry in manifest.shards)
+    shards = tuple(open_shard(version_dir, manifest, entry.shard, table, tuning_overrides, executor, batching,
+                              verify=False)
+                   for entry in manifest.shards) if with_shards else ()
+    item_dimension = int(manifest.retrieval["dimension"])
     tower = UserTower.load(version_dir / manifest.retrieval["user_tower"])
-    if tower.text_projection is not None and tower.text_projection.shape != (dimension, dimensions["item"] - 1):
+    if tower.text_projection is not None and tower.text_projection.shape != (dimension, item_dimension - 1):
         raise IndexIntegrityError(f"{version_dir}: the user tower maps {tower.text_projection.shape[0]}-d text to "
                                   f"{tower.text_projection.shape[1]}-d, the index needs {dimension} -> "
-                                  f"{dimensions['item'] - 1}")
-    if sum(s.info().count for s in shards) != len(items):
+                                  f"{item_dimension - 1}")
+    if with_shards and sum(s.info().count for s in shards) != len(items):
         raise IndexIntegrityError(f"{version_dir}: shards hold {sum(s.info().count for s in shards)} items, "
                                   f"the item store {len(items)}")
-    log.info("loaded index %s: %d items, %d users, %d shards (%s, %s retrieval)", manifest.version, len(items),
-             len(histories), len(shards), manifest.factory, manifest.retrieval["kind"])
+    log.info("loaded index %s: %d items, %d users, %d shards%s (%s, %s retrieval)", manifest.version, len(items),
+             len(histories), len(manifest.shards), "" if with_shards else " served elsewhere", manifest.factory,
+             manifest.retrieval["kind"])
     ranker = None
     if manifest.retrieval.get("ranker"):
         files = manifest.retrieval["ranker"]
         ranker = LearnedRanker.load(version_dir / files["model"], version_dir / files["neighbours"], items)
     return LoadedIndex(version_dir, manifest, items, histories, shards, tower, table, ranker)
+
+
+def read_items(version_dir: Path, manifest: Manifest) -> ItemStore:
+    items = ItemStore.read(version_dir / "items.parquet")
+    if len(items) != manifest.n_items:
+        raise IndexIntegrityError(f"{version_dir}: item store has {len(items)} items, the manifest says {manifest.n_items}")
+    return items
+
+
+def open_shard(version_dir: Path, manifest: Manifest, shard: int, table: ItemTable | None = None,
+               tuning_overrides: dict[str, float] | None = None, executor: Executor | None = None,
+               batching: bool = True, verify: bool = True) -> LocalShard:
+    """Load one shard of a version: what a shard process holds (about 1/N of the vectors).
+
+    ``verify`` re-hashes just this shard's files and the item store it takes its filter table
+    from; ``table`` (all items' attributes) is read from the item store when not given."""
+    entries = {entry.shard: entry for entry in manifest.shards}
+    if shard not in entries:
+        raise IndexIntegrityError(f"{version_dir}: no shard {shard}; the index has shards 0..{len(entries) - 1}")
+    entry = entries[shard]
+    if verify:
+        verify_files(version_dir, manifest, [*entry.files.values(), "items.parquet"])
+    if table is None:
+        table = read_items(version_dir, manifest).table()
+    # The build's search knobs, unless the operator overrides some at serve time (--ef-search ...).
+    tuning = SearchTuning(**{**manifest.build.get("tuning", {}), **(tuning_overrides or {})})
+    dimensions = {"item": int(manifest.retrieval["dimension"]), "text": manifest.model.dimension}
+    shared = {"text": "item"} if manifest.retrieval.get("text_space") == "item" else None
+    return LocalShard.open(version_dir, entry, table, tuning, executor, manifest.factory, manifest.version,
+                           dimensions, shared, batching)

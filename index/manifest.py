@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from tastebud.errors import IndexIntegrityError
 
@@ -107,9 +107,17 @@ def read_manifest(directory: Path) -> Manifest:
     return Manifest.from_dict(data, str(path))
 
 
-def verify_files(directory: Path, manifest: Manifest) -> None:
-    """Raise IndexIntegrityError unless every listed file exists with its recorded size and sha256."""
-    for name, meta in manifest.files.items():
+def shard_file_names(manifest: Manifest) -> set[str]:
+    return {name for s in manifest.shards for name in s.files.values()}
+
+
+def verify_files(directory: Path, manifest: Manifest, names: Iterable[str] | None = None) -> None:
+    """Raise IndexIntegrityError unless every listed file (or just ``names``, e.g. one shard's
+    process checks only its own) exists with its recorded size and sha256."""
+    wanted = manifest.files if names is None else {n: manifest.files.get(n) for n in names}
+    for name, meta in wanted.items():
+        if meta is None:
+            raise IndexIntegrityError(f"{directory / name}: not listed in the manifest's checksums")
         path = directory / name
         if not path.is_file():
             raise IndexIntegrityError(f"{path}: listed in the manifest but missing")
@@ -120,7 +128,6 @@ def verify_files(directory: Path, manifest: Manifest) -> None:
         if actual != meta["sha256"]:
             raise IndexIntegrityError(f"{path}: sha256 {actual[:16]}..., the manifest says {meta['sha256'][:16]}...; "
                                       "the file is corrupt or was modified")
-    listed = {name for s in manifest.shards for name in s.files.values()}
-    unlisted = listed - set(manifest.files)
+    unlisted = shard_file_names(manifest) - set(manifest.files)
     if unlisted:
         raise IndexIntegrityError(f"{directory}: shard files without checksums in the manifest: {sorted(unlisted)}")

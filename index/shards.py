@@ -200,6 +200,10 @@ class LocalShard:
         """The global id (item row) of each of this shard's local rows, ascending."""
         return self._global_ids
 
+    def query_width(self, space: str) -> int:
+        """Dimensions of a query vector of ``space`` (``item`` or ``text``)."""
+        return self._spaces[space].width
+
     def info(self) -> ShardInfo:
         return ShardInfo(self._shard, len(self._global_ids), self._factory, self._version)
 

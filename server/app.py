@@ -20,7 +20,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from tastebud.embed.encoder import Encoder, SentenceTransformerEncoder
-from tastebud.index.load import open_index
+from tastebud.index.load import LoadedIndex, open_index
+from tastebud.index.shards import ShardClient
 from tastebud.ingest.interaction_store import InteractionStore
 from tastebud.server.config import ServerConfig
 from tastebud.server.live_history import LiveHistories
@@ -58,9 +59,16 @@ def open_recommender(index_path: Path, encoder: Encoder, executor: ThreadPoolExe
     """Load and verify an index and put the core together; replay store events newer than it."""
     index = open_index(index_path, fingerprint=encoder.fingerprint, dimension=encoder.dimension, executor=executor,
                        tuning_overrides=tuning_overrides, batching=batching)
+    return assemble_recommender(index, encoder, executor, store, config)
+
+
+def assemble_recommender(index: LoadedIndex, encoder: Encoder, executor: ThreadPoolExecutor,
+                         store: InteractionStore | None, config: RecommenderConfig = RecommenderConfig(),
+                         shards: tuple[ShardClient, ...] | None = None) -> Recommender:
+    """The core over a loaded index: its own shards, or ``shards`` served elsewhere (the router)."""
     since = int(index.manifest.build.get("store_high_water", 0))
     histories = LiveHistories(index.histories, index.items, store, since_seq=since)
-    return Recommender(index, encoder, histories, RuleReranker(), executor, config)
+    return Recommender(index, encoder, histories, RuleReranker(), executor, config, shards=shards)
 
 
 def build_recommender(config: ServerConfig, encoder: Encoder, executor: ThreadPoolExecutor
@@ -81,19 +89,7 @@ async def start_server(config: ServerConfig, encoder: Encoder | None = None) -> 
     configured model is loaded here.
     """
     executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="tastebud")
-    server = grpc.aio.server(maximum_concurrent_rpcs=config.max_concurrent_rpcs)
-    health_servicer = health.aio.HealthServicer()
-    service = RecommenderService(None, executor)
-    recommender_pb2_grpc.add_RecommenderServicer_to_server(service, server)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    port = server.add_insecure_port(f"{config.host}:{config.port}")
-    if port == 0:
-        raise OSError(f"could not bind {config.host}:{config.port}")
-    await server.start()
-    running = RunningServer(server, port, health_servicer, service, executor)
+    running = await bind_server(config, RecommenderService(None, executor), executor)
     try:
         loop = asyncio.get_running_loop()
         if encoder is None:
@@ -103,11 +99,37 @@ async def start_server(config: ServerConfig, encoder: Encoder | None = None) -> 
         await running.stop(0)
         raise
     running.store = store
-    service.recommender = recommender
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("serving index %s on %s:%d", recommender.version, config.host, port)
+    running.service.recommender = recommender
+    await set_serving(running)
+    log.info("serving index %s on %s:%d", recommender.version, config.host, running.port)
     return running
+
+
+async def bind_server(config: ServerConfig, service: RecommenderService, executor: ThreadPoolExecutor,
+                      extra_services: tuple[tuple[Callable, object, str], ...] = ()) -> RunningServer:
+    """Bind and start a server of ``service`` (plus ``extra_services``: (add_to_server, servicer,
+    full name)) with health NOT_SERVING and reflection; the caller flips health when ready."""
+    server = grpc.aio.server(maximum_concurrent_rpcs=config.max_concurrent_rpcs)
+    health_servicer = health.aio.HealthServicer()
+    recommender_pb2_grpc.add_RecommenderServicer_to_server(service, server)
+    for add, servicer, _ in extra_services:
+        add(servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = (SERVICE_NAME, *(name for _, _, name in extra_services))
+    reflection.enable_server_reflection((*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    if port == 0:
+        raise OSError(f"could not bind {config.host}:{config.port}")
+    await server.start()
+    return RunningServer(server, port, health_servicer, service, executor)
+
+
+async def set_serving(running: RunningServer, serving: bool = True) -> None:
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in ("", SERVICE_NAME):
+        await running.health.set(name, status)
 
 
 def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tastebud.embed.encoder import Encoder
-from tastebud.errors import InvalidInputError
+from tastebud.errors import InvalidInputError, UnavailableError
 from tastebud.index.filters import ItemFilter, ItemTable
 from tastebud.index.histories import History
 from tastebud.index.items import ItemStore
@@ -34,7 +34,7 @@ from tastebud.server.domain import (Deadline, IndexSummary, NewInteraction, Reco
 from tastebud.server.live_history import LiveHistories
 from tastebud.server.candidates import Candidates
 from tastebud.server.rerank import Reranker, RerankRequest
-from tastebud.server.retrieval import Retrieved, fetch_vectors, retrieve
+from tastebud.server.retrieval import Fetched, Retrieved, fetch_vectors, retrieve
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +120,15 @@ class Recommender:
         self._table.check(item_filter)
         return item_filter
 
-    async def _vectors(self, rows: npt.NDArray[np.int64], kind: str = "item") -> npt.NDArray[np.float32]:
+    async def _vectors(self, rows: npt.NDArray[np.int64], kind: str = "item") -> Fetched:
         return await fetch_vectors(self._shards, self._items.shard, rows, self._dimensions[kind], kind)
+
+    async def _vectors_or_fail(self, rows: npt.NDArray[np.int64], kind: str) -> npt.NDArray[np.float32]:
+        """Vectors the answer cannot do without: a shard that fails makes the call UNAVAILABLE."""
+        fetched = await self._vectors(rows, kind)
+        if fetched.missing_shards:
+            raise UnavailableError(f"shards {list(fetched.missing_shards)} did not answer; retry shortly")
+        return fetched.vectors
 
     async def _encode_query(self, text: str) -> npt.NDArray[np.float32]:
         loop = asyncio.get_running_loop()
@@ -136,23 +143,28 @@ class Recommender:
                         exclude: npt.NDArray[np.int64], restrict: npt.NDArray[np.int64] | None,
                         deadline: Deadline, space: str = "item") -> Retrieved:
         query = ShardQuery(self._n_candidates(k), item_filter, exclude, restrict, space=space)
-        return await retrieve(self._shards, vector, query, deadline.remaining())
+        retrieved = await retrieve(self._shards, vector, query, deadline.remaining())
+        if self._shards and len(retrieved.missing_shards) == len(self._shards):
+            raise UnavailableError(f"no shard answered in time (shards {list(retrieved.missing_shards)}); "
+                                   "retry shortly")
+        return retrieved
 
     def _finish(self, retrieved: Retrieved, request: RerankRequest, deadline: Deadline,
-                reasons: ReasonFn, note: str | None = None) -> RecommendResult:
+                reasons: ReasonFn, note: str | None = None, also_missing: tuple[int, ...] = ()) -> RecommendResult:
         notes: list[str] = [note] if note else []
         remaining = deadline.remaining()
         if remaining is not None and remaining < self._config.rerank_reserve_seconds:
             request = dataclasses.replace(request, diversity=0.0)
             notes.append("re-ranking skipped to meet the deadline: retrieval order")
         ranked = self._reranker.rerank(retrieved.candidates, request)
-        if retrieved.missing_shards:
-            notes.append(f"shards {list(retrieved.missing_shards)} did not answer in time")
+        missing = tuple(sorted(set(retrieved.missing_shards) | set(also_missing)))
+        if missing:
+            notes.append(f"shards {list(missing)} did not answer in time")
         items = [
             Recommendation(self._items.item_ids[row], float(score), self._items.titles[row], *reasons(pos, ranked))
             for pos, (row, score) in enumerate(zip(ranked.ids.tolist(), ranked.scores.tolist()))
         ]
-        return RecommendResult(items, self.version, degraded=bool(notes), missing_shards=retrieved.missing_shards,
+        return RecommendResult(items, self.version, degraded=bool(notes), missing_shards=missing,
                                notes=tuple(notes))
 
     def _allowed(self, item_filter: ItemFilter | None) -> npt.NDArray[np.bool_] | None:
@@ -181,13 +193,25 @@ class Recommender:
                                                                 npt.NDArray[np.float32]]:
         """The ANN query [u, 1] of a request, the history it came from, and that history's
         query-side vectors (the last ``history_length`` of them)."""
+        vector, history, recent_vectors, _ = await self._user_query(query)
+        return vector, history, recent_vectors
+
+    async def _user_query(self, query: RecommendQuery) -> tuple[npt.NDArray[np.float32], History,
+                                                                 npt.NDArray[np.float32], tuple[int, ...]]:
+        """:meth:`user_query`, and the shards whose history items had to be left out because
+        they did not answer (their items could not be returned either: the answer is degraded)."""
         extra = self._rows(query.history, "history")
         history = first_occurrences(self.user_history(query.user_id, extra))
         length = self._tower.history_length
-        recent_vectors = await self._vectors(history.items[-length:], "query")
+        fetched = await self._vectors(history.items[-length:], "query")
+        recent_vectors = fetched.vectors
+        if fetched.missing_shards:
+            keep = ~np.isin(self._items.shard[history.items], fetched.missing_shards)
+            history = History(history.items[keep], history.timestamps[keep], history.weights[keep])
+            recent_vectors = (await self._vectors(history.items[-length:], "query")).vectors
         taste = await self._encode_query(query.taste) if query.taste.strip() else None
         user = self._tower.user_vector(recent_vectors, history.weights[-length:], taste)
-        return self._tower.query(user), history, recent_vectors
+        return self._tower.query(user), history, recent_vectors, fetched.missing_shards
 
     def excluded(self, query: RecommendQuery, history: History) -> npt.NDArray[np.int64]:
         """Rows a request must never get: its history (unless include_seen) and exclude_items."""
@@ -201,14 +225,14 @@ class Recommender:
         check_diversity(query.diversity)
         item_filter = self._check_filter(query.item_filter)
         restrict = self._rows(query.restrict_to, "restrict_to") if query.restrict_to else None
-        vector, history, recent_vectors = await self.user_query(query)
+        vector, history, recent_vectors, unheard = await self._user_query(query)
         drop = self.excluded(query, history)
         retrieved = await self._retrieve(vector, query.k, item_filter, drop, restrict, deadline)
         recent = history.items[-self._tower.history_length:]
         scores, note = await self._learned_scores(retrieved, history, vector, deadline)
         request = RerankRequest(query.k, drop, self._allowed(item_filter), query.diversity, ranker_scores=scores)
         return self._finish(self._without_bias(retrieved), request, deadline,
-                            self._history_reasons(recent, recent_vectors, query.taste), note)
+                            self._history_reasons(recent, recent_vectors, query.taste), note, unheard)
 
     async def _learned_scores(self, retrieved: Retrieved, history: History, vector: npt.NDArray[np.float32],
                               deadline: Deadline) -> tuple[npt.NDArray[np.float32] | None, str | None]:
@@ -228,6 +252,9 @@ class Recommender:
         recent = history.items[-self._tower.history_length:]
         text_history, text_candidates = await asyncio.gather(self._vectors(recent, "text"),
                                                              self._vectors(candidates.ids, "text"))
+        if text_history.missing_shards or text_candidates.missing_shards:
+            return None, "learned re-ranking skipped: a shard did not return text vectors"
+        text_history, text_candidates = text_history.vectors, text_candidates.vectors
         weights = self._tower.weights_for(len(recent)) * history.weights[-len(recent):] if len(recent) else \
             np.zeros(0, np.float32)
         context = UserContext(recent, weights.astype(np.float32), text_history, vector[:-1])
@@ -256,7 +283,7 @@ class Recommender:
         if row is None:
             raise InvalidInputError(f"item_id: unknown item id {query.item_id!r}")
         drop = np.array([row], dtype=np.int64)
-        user = self._tower.user_vector(await self._vectors(drop, "query"))
+        user = self._tower.user_vector(await self._vectors_or_fail(drop, "query"))
         retrieved = await self._retrieve(self._tower.query(user), query.k, item_filter, drop, None, deadline)
         request = RerankRequest(query.k, drop, self._allowed(item_filter))
         title, item_id = self._items.titles[row], query.item_id
@@ -278,7 +305,7 @@ class Recommender:
         if len(title_rows):
             # An exact title match ranks first: people type titles into search boxes.
             missing = title_rows[~np.isin(title_rows, candidates.ids)]
-            vectors = await self._vectors(missing, "text")
+            vectors = await self._vectors_or_fail(missing, "text")
             candidates = Candidates(np.concatenate([candidates.ids, missing]),
                                     np.concatenate([candidates.scores, vectors @ vector]).astype(np.float32),
                                     np.concatenate([candidates.vectors, vectors]))

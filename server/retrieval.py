@@ -71,16 +71,33 @@ async def retrieve(shards: Sequence[ShardClient], query_vector: npt.NDArray[np.f
     return Retrieved(candidates, tuple(missing))
 
 
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """Vectors of items spread over the shards; rows of shards in ``missing_shards`` are zeros."""
+
+    vectors: npt.NDArray[np.float32]
+    missing_shards: tuple[int, ...] = ()
+
+
 async def fetch_vectors(shards: Sequence[ShardClient], shard_of_row: npt.NDArray[np.int32],
-                        rows: npt.NDArray[np.int64], dimension: int, kind: str = "item") -> npt.NDArray[np.float32]:
-    """Vectors of ``kind`` (float32[m, d], in the order of ``rows``) of items spread over the shards."""
+                        rows: npt.NDArray[np.int64], dimension: int, kind: str = "item") -> Fetched:
+    """Vectors of ``kind`` (float32[m, d], in the order of ``rows``) of items spread over the shards.
+    A shard that fails is reported, not raised: the caller drops its rows or gives up."""
     out = np.zeros((len(rows), dimension), dtype=np.float32)
     if len(rows) == 0:
-        return out
+        return Fetched(out)
     owners = shard_of_row[rows]
     by_shard = {shard.shard: shard for shard in shards}
     groups = [(s, np.flatnonzero(owners == s)) for s in np.unique(owners).tolist()]
-    results = await asyncio.gather(*(by_shard[s].vectors(rows[pos], kind) for s, pos in groups))
-    for (_, pos), vectors in zip(groups, results):
+    results = await asyncio.gather(*(by_shard[s].vectors(rows[pos], kind) for s, pos in groups),
+                                   return_exceptions=True)
+    missing = []
+    for (shard, pos), vectors in zip(groups, results):
+        if isinstance(vectors, BaseException):
+            if not isinstance(vectors, Exception):
+                raise vectors  # cancellation and the like are not a shard's failure
+            log.warning("shard %d: vectors failed: %s", shard, vectors)
+            missing.append(shard)
+            continue
         out[pos] = vectors
-    return out
+    return Fetched(out, tuple(missing))

@@ -127,7 +127,7 @@ class GetIndexInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class IndexInfo(_message.Message):
-    __slots__ = ("version", "items", "users", "shards", "model", "dimension", "created_at", "index_type", "filter_attributes")
+    __slots__ = ("version", "items", "users", "shards", "model", "dimension", "created_at", "index_type", "filter_attributes", "refused_version", "refused_reason")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     USERS_FIELD_NUMBER: _ClassVar[int]
@@ -137,6 +137,8 @@ class IndexInfo(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     INDEX_TYPE_FIELD_NUMBER: _ClassVar[int]
     FILTER_ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_REASON_FIELD_NUMBER: _ClassVar[int]
     version: str
     items: int
     users: int
@@ -146,4 +148,6 @@ class IndexInfo(_message.Message):
     created_at: str
     index_type: str
     filter_attributes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, version: _Optional[str] = ..., items: _Optional[int] = ..., users: _Optional[int] = ..., shards: _Optional[int] = ..., model: _Optional[str] = ..., dimension: _Optional[int] = ..., created_at: _Optional[str] = ..., index_type: _Optional[str] = ..., filter_attributes: _Optional[_Iterable[str]] = ...) -> None: ...
+    refused_version: str
+    refused_reason: str
+    def __init__(self, version: _Optional[str] = ..., items: _Optional[int] = ..., users: _Optional[int] = ..., shards: _Optional[int] = ..., model: _Optional[str] = ..., dimension: _Optional[int] = ..., created_at: _Optional[str] = ..., index_type: _Optional[str] = ..., filter_attributes: _Optional[_Iterable[str]] = ..., refused_version: _Optional[str] = ..., refused_reason: _Optional[str] = ...) -> None: ...

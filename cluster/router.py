@@ -1,0 +1,266 @@
+"""The router (``tastebud serve --cluster``): the public ``tastebud.v1.Recommender`` API over
+shard processes.
+
+It holds what is small per item (ids, titles, attributes, histories, the user tower, the
+ranker) and none of the vectors: every Recommend fans out to one replica of each shard
+(``RemoteShard``), merges and re-ranks with the same core as the single process.
+
+Index swaps, whole or not at all: the router watches the published ``current`` pointer (and
+``Admin.Reload`` asks it to look now). For a new version it opens its own part, then waits until
+every shard's replicas report that version loaded, and only then swaps the core in one
+assignment; requests already running finish on the version they started with, and every shard
+call carries its version, so an answer never mixes two. A version the shards refuse (it does
+not verify) is not adopted: the router stays where it is and says why in ``GetIndexInfo``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from tastebud.cluster.config import ClusterConfig
+from tastebud.cluster.remote_shard import RemoteShard, shard_channel
+from tastebud.embed.encoder import Encoder, SentenceTransformerEncoder
+from tastebud.errors import TastebudError
+from tastebud.index.load import open_index
+from tastebud.index.publish import resolve_version_dir
+from tastebud.index.shards import ShardInfo
+from tastebud.ingest.interaction_store import InteractionStore
+from tastebud.server import convert
+from tastebud.server.app import RunningServer, assemble_recommender, bind_server, set_serving
+from tastebud.server.config import ServerConfig
+from tastebud.server.errors import grpc_errors
+from tastebud.server.recommender import Recommender
+from tastebud.server.service import RecommenderService
+from tastebud.v1 import admin_pb2, admin_pb2_grpc
+from tastebud.v1 import recommender_pb2 as pb
+from tastebud.v1 import shard_pb2 as spb
+from tastebud.v1 import shard_pb2_grpc as spb_grpc
+
+log = logging.getLogger(__name__)
+
+ADMIN_SERVICE = admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
+INFO_TIMEOUT_SECONDS = 2.0
+RELOAD_TIMEOUT_SECONDS = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchResult:
+    previous: str
+    version: str
+    switched: bool
+    message: str = ""
+
+
+class Router:
+    """Versions of the core over remote shards, and the rule for moving from one to the next."""
+
+    def __init__(self, cluster: ClusterConfig, encoder: Encoder, executor: ThreadPoolExecutor,
+                 store: InteractionStore | None, service: RecommenderService) -> None:
+        self._cluster = cluster
+        self._encoder = encoder
+        self._executor = executor
+        self._store = store
+        self._service = service
+        self._channels = {s.shard: shard_channel(s.target, cluster) for s in cluster.shards}
+        self._probes = {s.shard: max(2, 2 * len(s.addresses)) for s in cluster.shards}
+        self._switch_lock = asyncio.Lock()
+        self.refused: tuple[str, str] = ("", "")
+
+    @property
+    def current(self) -> Recommender | None:
+        return self._service.recommender
+
+    async def close(self) -> None:
+        await asyncio.gather(*(channel.close() for channel in self._channels.values()))
+
+    async def _replica_infos(self, shard: int) -> list[spb.ShardInfoResponse]:
+        """Info from (by round-robin, most likely every one of) the shard's replicas."""
+        stub = spb_grpc.ShardStub(self._channels[shard])
+        answers = []
+        for _ in range(self._probes[shard]):
+            answers.append(await stub.Info(spb.ShardInfoRequest(), timeout=INFO_TIMEOUT_SECONDS))
+        return answers
+
+    async def shards_ready(self, version: str) -> tuple[dict[int, spb.ShardVersion] | None, str]:
+        """Each shard's entry for ``version`` when every replica asked holds it, else (None, why);
+        a replica that refused the version makes the why its reason."""
+        entries: dict[int, spb.ShardVersion] = {}
+        for shard in sorted(self._channels):
+            try:
+                answers = await self._replica_infos(shard)
+            except grpc.aio.AioRpcError as exc:
+                return None, f"shard {shard} is not answering: {exc.code().name}"
+            for answer in answers:
+                if answer.refused_version == version:
+                    return None, f"refused by shard {shard}: {answer.refused_reason}"
+                held = {v.version: v for v in answer.versions}
+                if version not in held:
+                    return None, f"shard {shard} has not loaded {version} yet (it holds {', '.join(held) or 'none'})"
+                entries[shard] = held[version]
+        return entries, ""
+
+    def _open(self, version_dir: Path, entries: dict[int, spb.ShardVersion]) -> Recommender:
+        """The router's part of a version (no vectors) over that version's remote shards. Blocking."""
+        index = open_index(version_dir, fingerprint=self._encoder.fingerprint, dimension=self._encoder.dimension,
+                           with_shards=False)
+        manifest = index.manifest
+        if {e.shard for e in manifest.shards} != set(self._channels):
+            raise TastebudError(f"{version_dir}: the index has {len(manifest.shards)} shards, the cluster config "
+                                f"lists {len(self._channels)}")
+        for entry in manifest.shards:
+            if entries[entry.shard].items != entry.count:
+                raise TastebudError(f"shard {entry.shard} serves {entries[entry.shard].items} items of {manifest.version}, "
+                                    f"the manifest says {entry.count}")
+        timeout = self._cluster.router.shard_timeout_ms / 1000.0
+        cache = self._cluster.router.vector_cache_items // max(1, len(manifest.shards))
+        shards = tuple(RemoteShard(self._channels[e.shard], e.shard,
+                                   ShardInfo(e.shard, e.count, manifest.factory, manifest.version), timeout, cache,
+                                   index.items.shard)
+                       for e in manifest.shards)
+        return assemble_recommender(index, self._encoder, self._executor, self._store, shards=shards)
+
+    async def switch_to_published(self, wait_seconds: float = 0.0) -> SwitchResult:
+        """Adopt the published version when every shard has it (waiting up to ``wait_seconds``)."""
+        async with self._switch_lock:
+            previous = self.current.version if self.current is not None else ""
+            try:
+                version_dir = resolve_version_dir(self._cluster.index)
+            except TastebudError as exc:
+                return SwitchResult(previous, previous, False, str(exc))
+            version = version_dir.name
+            if version == previous:
+                return SwitchResult(previous, version, False, "already serving the published version")
+            give_up = time.monotonic() + wait_seconds
+            while True:
+                entries, why = await self.shards_ready(version)
+                if entries is not None or "refused" in why or time.monotonic() >= give_up:
+                    break
+                await asyncio.sleep(0.2)
+            if entries is None:
+                if "refused" in why:
+                    self._refuse(version, why)
+                return SwitchResult(previous, previous, False, why)
+            loop = asyncio.get_running_loop()
+            try:
+                recommender = await loop.run_in_executor(self._executor, self._open, version_dir, entries)
+            except (TastebudError, OSError) as exc:
+                self._refuse(version, str(exc))
+                return SwitchResult(previous, previous, False, str(exc))
+            self._service.recommender = recommender  # one assignment: the swap
+            self.refused = ("", "")
+            log.info("router: switched from %s to %s", previous or "(none)", version)
+            return SwitchResult(previous, version, True)
+
+    def _refuse(self, version: str, why: str) -> None:
+        if self.refused != (version, why):
+            log.error("router: not adopting index version %s: %s", version, why)
+        self.refused = (version, why)
+
+    async def watch(self) -> None:
+        """Follow the published pointer every ``watch_seconds``; never dies of one failure."""
+        while True:
+            await asyncio.sleep(self._cluster.watch_seconds)
+            try:
+                published = resolve_version_dir(self._cluster.index).name
+                if self.current is not None and published not in (self.current.version, self.refused[0]):
+                    await self.switch_to_published()
+            except Exception:  # noqa: BLE001 - the watcher must outlive a bad version or a hiccup
+                log.exception("router: watching the index failed")
+
+
+class RouterService(RecommenderService):
+    """``tastebud.v1.Recommender`` as the single process serves it, plus the refused version."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.router: Router | None = None
+
+    @grpc_errors
+    async def GetIndexInfo(self, request: pb.GetIndexInfoRequest, context: grpc.aio.ServicerContext) -> pb.IndexInfo:
+        info = convert.index_info(self._recommender.info())
+        if self.router is not None:
+            info.refused_version, info.refused_reason = self.router.refused
+        return info
+
+
+class AdminService(admin_pb2_grpc.AdminServicer):
+    def __init__(self, service: RouterService) -> None:
+        self._service = service
+
+    @grpc_errors
+    async def Reload(self, request: admin_pb2.ReloadRequest, context: grpc.aio.ServicerContext
+                     ) -> admin_pb2.ReloadResponse:
+        router = self._service.router
+        if router is None:
+            from tastebud.errors import UnavailableError
+            raise UnavailableError("the router is still starting; retry shortly")
+        wait = request.timeout_seconds if request.timeout_seconds > 0 else RELOAD_TIMEOUT_SECONDS
+        remaining = context.time_remaining()
+        if remaining is not None:
+            wait = min(wait, max(0.0, remaining - 0.5))
+        result = await router.switch_to_published(wait)
+        return admin_pb2.ReloadResponse(previous_version=result.previous, version=result.version,
+                                        switched=result.switched, message=result.message)
+
+
+@dataclass
+class RunningRouter:
+    running: RunningServer
+    router: Router
+    watcher: asyncio.Task
+
+    @property
+    def port(self) -> int:
+        return self.running.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        self.watcher.cancel()
+        await self.running.stop(grace)
+        await self.router.close()
+
+
+async def start_router(cluster: ClusterConfig, config: ServerConfig, encoder: Encoder | None = None,
+                       start_timeout: float = RELOAD_TIMEOUT_SECONDS) -> RunningRouter:
+    """Serve the cluster's published version once every shard has it; NOT_SERVING until then."""
+    executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="router")
+    service = RouterService()
+    running = await bind_server(config, service, executor, extra_services=(
+        (admin_pb2_grpc.add_AdminServicer_to_server, AdminService(service), ADMIN_SERVICE),))
+    try:
+        loop = asyncio.get_running_loop()
+        if encoder is None:
+            encoder = await loop.run_in_executor(executor, lambda: SentenceTransformerEncoder(config.model))
+        running.store = InteractionStore(config.store_path)
+        router = Router(cluster, encoder, executor, running.store, service)
+        service.router = router
+        result = await router.switch_to_published(start_timeout)
+        if not result.switched:
+            await router.close()
+            raise TastebudError(f"the cluster cannot serve {cluster.index}: {result.message}")
+    except BaseException:
+        await running.stop(0)
+        raise
+    await set_serving(running)
+    log.info("router serving index %s on %s:%d over %d shards", result.version, config.host, running.port,
+             len(cluster.shards))
+    return RunningRouter(running, router, asyncio.create_task(router.watch()))
+
+
+async def serve_router(cluster: ClusterConfig, config: ServerConfig) -> None:
+    """Run the router until SIGTERM or SIGINT, then stop gracefully."""
+    running = await start_router(cluster, config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"tastebud router serving on {config.host}:{running.port} (Ctrl-C to stop)", flush=True)
+    await stop.wait()
+    await running.stop(config.grace_seconds)
