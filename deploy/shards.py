@@ -3,8 +3,9 @@
     python deploy/shards.py --shards 4 --replicas 2        # what is committed
 
 Writes ``k8s/shards/shard-I.yaml`` (a Deployment, its headless Service and its
-PodDisruptionBudget per shard), ``k8s/shards/kustomization.yaml`` listing them, and
-``k8s/cluster.toml`` (the router's cluster config, one DNS target per shard). The shard count
+PodDisruptionBudget per shard), ``k8s/shards/kustomization.yaml`` listing them,
+``k8s/cluster.toml`` (the router's cluster config, one DNS target per shard), and sets the
+build's ``--shards`` in ``k8s/build.yaml``. The shard count
 must equal the ``--shards`` the index was built with (``tastebud build --shards N``).
 tests/deploy checks that the committed files are exactly what this script writes.
 """
@@ -12,6 +13,7 @@ tests/deploy checks that the committed files are exactly what this script writes
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 K8S = Path(__file__).resolve().parent / "k8s"
@@ -227,8 +229,12 @@ def files(shards: int, replicas: int, namespace: str = NAMESPACE) -> dict[Path, 
     return out
 
 
+BUILD_SHARDS = re.compile(r'(- --shards\n\s+- )"\d+"')
+
+
 def write(shards: int, replicas: int, root: Path = K8S) -> list[Path]:
-    """Write the files, removing shard-I.yaml files beyond the new count; returns what was written."""
+    """Write the files, removing shard-I.yaml files beyond the new count, and set build.yaml's
+    ``--shards``; returns what was written."""
     wanted = files(shards, replicas)
     for old in sorted((root / "shards").glob("shard-*.yaml")):
         if old.relative_to(root) not in wanted:
@@ -236,7 +242,12 @@ def write(shards: int, replicas: int, root: Path = K8S) -> list[Path]:
     for rel, text in wanted.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
-    return [root / rel for rel in wanted]
+    build = root / "build.yaml"
+    text, found = BUILD_SHARDS.subn(rf'\g<1>"{shards}"', build.read_text())
+    if found != 1:
+        raise SystemExit(f"{build}: expected one `- --shards` argument followed by its number, found {found}")
+    build.write_text(text)
+    return [root / rel for rel in wanted] + [build]
 
 
 def main(argv: list[str] | None = None) -> int:

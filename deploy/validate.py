@@ -130,7 +130,8 @@ def _generate_configmap(root: Path, spec: Any, where: str) -> tuple[str, Obj]:
         raise RenderError(f"{where}: each entry needs a name")
     unknown = set(spec) - GENERATOR_KEYS
     if unknown:
-        raise RenderError(f"{where}: {sorted(unknown)} not implemented by this renderer (only {sorted(GENERATOR_KEYS)})")
+        raise RenderError(f"{where}: {sorted(unknown)} not implemented by this renderer "
+                          f"(only {sorted(GENERATOR_KEYS)})")
     data: dict[str, str] = {}
     for entry in spec.get("files", []):
         key, _, rel = entry.rpartition("=") if "=" in entry else (None, "", entry)
@@ -214,7 +215,7 @@ def _set_at(node: Any, path: tuple[str, ...], pairs: dict[str, str]) -> None:
     _set_at(node[head], rest, pairs)
 
 
-def render(folder: Path = K8S) -> list[Obj]:
+def render(folder: Path = K8S, nested: bool = False) -> list[Obj]:
     """The objects `kubectl kustomize folder` would print (in file order, not kustomize's)."""
     folder = Path(folder)
     path = _find_kustomization(folder)
@@ -234,12 +235,15 @@ def render(folder: Path = K8S) -> list[Obj]:
             raise RenderError(f"{path}: resources: {entry!r}: remote resources are not implemented")
         target = _inside(folder, folder / entry, f"{path}: resources")
         if target.is_dir():
-            objs += render(target)
+            objs += render(target, nested=True)
         elif target.is_file():
             objs += _load_documents(target)
         else:
             raise RenderError(f"{path}: resources: {entry!r} does not exist")
 
+    if nested and k.get("configMapGenerator"):
+        # kustomize also renames references to it in the resources of the kustomizations above.
+        raise RenderError(f"{path}: configMapGenerator in a nested kustomization is not implemented")
     renamed: dict[str, str] = {}
     for i, spec in enumerate(k.get("configMapGenerator", []) or []):
         name, cm = _generate_configmap(folder, spec, f"{path}: configMapGenerator[{i}]")
@@ -331,7 +335,8 @@ def check_lint(paths: Iterable[Path], report: Report, config: Path = YAMLLINT_CO
 
 
 def yaml_files(root: Path = DEPLOY) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and (p.suffix in (".yaml", ".yml") or p.name == ".yamllint"))
+    return sorted(p for p in root.rglob("*")
+                  if p.is_file() and (p.suffix in (".yaml", ".yml") or p.name == ".yamllint"))
 
 
 def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -414,6 +419,13 @@ def check_references(objs: list[Obj], report: Report) -> None:
                     report.fail(f"{ref(w.obj)}: volume {name}: PersistentVolumeClaim {claim} is not rendered")
         for c in _containers(w.pod):
             ports = {p.get("containerPort") for p in c.get("ports", []) or []}
+            listen = _arg(c.get("args") or [], "--port")
+            if listen is not None and (not listen.isdigit() or int(listen) not in ports):
+                report.fail(f"{ref(w.obj)}: container {c.get('name')}: --port {listen} is not a declared "
+                            f"containerPort {sorted(ports)}")
+            resources = c.get("resources") or {}
+            if not (resources.get("requests") or {}).get("memory") or not (resources.get("limits") or {}).get("memory"):
+                report.fail(f"{ref(w.obj)}: container {c.get('name')}: needs a memory request and a memory limit")
             for m in c.get("volumeMounts", []) or []:
                 if m.get("name") not in volumes:
                     report.fail(f"{ref(w.obj)}: container {c.get('name')}: mount {m.get('name')} names no volume")
@@ -444,23 +456,30 @@ def check_references(objs: list[Obj], report: Report) -> None:
                 key = "name" if isinstance(target, str) else "containerPort"
                 if not any(p.get(key) == target for p in c_ports):
                     report.fail(f"{ref(svc)}: targetPort {target!r} is not a container port of {ref(w.obj)}")
+    budgeted: set[str] = set()
     for pdb in by_kind.get("PodDisruptionBudget", []):
         selector = _match_labels((pdb.get("spec") or {}).get("selector"), ref(pdb), report)
-        if not selected(selector, pdb["metadata"].get("namespace")):
+        pods = selected(selector, pdb["metadata"].get("namespace"))
+        if not pods:
             report.fail(f"{ref(pdb)}: selector {selector} selects the pods of no workload")
+        budgeted |= {ref(w.obj) for w in pods}
+    for w in served:
+        if ref(w.obj) not in budgeted:
+            report.fail(f"{ref(w.obj)}: no PodDisruptionBudget selects its pods")
 
-    _check_cluster(objs, served, services, report)
+    _check_cluster(objs, workloads, services, report)
 
 
 def _container(w: Workload) -> Obj:
     return (w.pod.get("containers") or [{}])[0]
 
 
-def _check_cluster(objs: list[Obj], served: list[Workload], services: dict, report: Report) -> None:
-    """The router's cluster.toml against the shard workloads and their headless Services."""
+def _check_cluster(objs: list[Obj], workloads: list[Workload], services: dict, report: Report) -> None:
+    """The router's cluster.toml against the shard workloads, their headless Services and the build."""
     from tastebud.cluster.config import parse_cluster_config
     from tastebud.errors import InvalidInputError
 
+    served = [w for w in workloads if w.obj["kind"] in ("Deployment", "StatefulSet")]
     shards: dict[int, Workload] = {}
     for w in served:
         args = _container(w).get("args") or []
@@ -507,6 +526,15 @@ def _check_cluster(objs: list[Obj], served: list[Workload], services: dict, repo
     index_mounts = {m["mountPath"] for m in container.get("volumeMounts", []) or []}
     if str(config.index) not in index_mounts:
         report.fail(f"ConfigMap/{cm_name}:{key}: index {config.index} is not a volume mount of the router")
+    for w in workloads:
+        args = _container(w).get("args") or []
+        if args[:1] == ["build"]:
+            if _arg(args, "--shards") != str(len(shards)):
+                report.fail(f"{ref(w.obj)}: build --shards {_arg(args, '--shards')}, but there are {len(shards)} "
+                            "shard workloads")
+            if _arg(args, "--out") != str(config.index):
+                report.fail(f"{ref(w.obj)}: build --out {_arg(args, '--out')} is not the cluster's index "
+                            f"{config.index}")
     listed = {s.shard: s.target for s in config.shards}
     if set(listed) != set(shards):
         report.fail(f"ConfigMap/{cm_name}:{key}: lists shards {sorted(listed)}, the workloads are {sorted(shards)}")
@@ -550,7 +578,8 @@ def _target_port(svc: Obj, port: int, w: Workload) -> int | None:
     return None
 
 
-def validate(folder: Path = K8S, version: str = KUBERNETES_VERSION, lint_root: Path | None = DEPLOY) -> tuple[list[Obj], Report]:
+def validate(folder: Path = K8S, version: str = KUBERNETES_VERSION,
+             lint_root: Path | None = DEPLOY) -> tuple[list[Obj], Report]:
     """Render ``folder`` and run every check; ``lint_root`` None skips yamllint."""
     report = Report()
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -106,6 +107,7 @@ def test_shards_py_scales_the_topology(tree):
     assert sum(o["kind"] == "Deployment" and o["metadata"]["name"].startswith("tastebud-shard-") for o in objs) == 6
     module.write(2, 2, tree / "k8s")  # shrinking removes the files of shards 2..5
     assert sorted(p.name for p in (tree / "k8s" / "shards").glob("shard-*.yaml")) == ["shard-0.yaml", "shard-1.yaml"]
+    assert '- --shards\n                - "2"' in (tree / "k8s" / "build.yaml").read_text()
     assert validate.validate(tree / "k8s", lint_root=tree)[1].ok
 
 
@@ -193,6 +195,13 @@ def test_a_mount_without_volume_and_a_wrong_target_port_fail(objs):
     assert any("Service/tastebud-shard-3: targetPort 'http'" in p for p in problems)
 
 
+def test_a_server_port_that_is_not_declared_fails(objs):
+    args = _by_name(objs, "Deployment", "tastebud-router")["spec"]["template"]["spec"]["containers"][0]["args"]
+    args[args.index("--port") + 1] = "50052"
+    assert any("Deployment/tastebud-router: container router: --port 50052 is not a declared containerPort" in p
+               for p in _problems(objs))
+
+
 def test_a_probe_that_is_not_grpc_fails(objs):
     container = _by_name(objs, "Deployment", "tastebud-shard-0")["spec"]["template"]["spec"]["containers"][0]
     container["readinessProbe"] = {"tcpSocket": {"port": 50061}}
@@ -229,6 +238,24 @@ def test_a_shard_service_that_is_not_headless_fails(objs):
     assert any("Service/tastebud-shard-1: must be headless" in p for p in _problems(objs))
 
 
+def test_a_build_for_another_shard_count_fails(objs):
+    args = _by_name(objs, "CronJob", "tastebud-build")["spec"]["jobTemplate"]["spec"]["template"]["spec"][
+        "containers"][0]["args"]
+    args[args.index("--shards") + 1] = "3"
+    assert any("CronJob/tastebud-build: build --shards 3, but there are 4 shard workloads" in p
+               for p in _problems(objs))
+
+
+def test_a_shard_without_budget_or_memory_limit_fails(objs):
+    objs.remove(_by_name(objs, "PodDisruptionBudget", "tastebud-shard-1"))
+    container = _by_name(objs, "Deployment", "tastebud-shard-1")["spec"]["template"]["spec"]["containers"][0]
+    del container["resources"]["limits"]
+    problems = _problems(objs)
+    assert any("Deployment/tastebud-shard-1: no PodDisruptionBudget" in p for p in problems)
+    assert any("Deployment/tastebud-shard-1: container shard: needs a memory request and a memory limit" in p
+               for p in problems)
+
+
 def test_yamllint_problems_fail(tree):
     path = tree / "k8s" / "router.yaml"
     path.write_text(path.read_text().replace("  replicas: 1\n", "  replicas: 1   \n", 1) + "\n\n")
@@ -258,3 +285,47 @@ def test_unknown_kinds_and_remote_resources_are_refused(tree):
     path.write_text(text.replace("  - build.yaml\n", "  - build.yaml\n  - https://example.org/x.yaml\n"))
     with pytest.raises(validate.RenderError, match="remote resources"):
         validate.render(tree / "k8s")
+
+
+# --- the image ----------------------------------------------------------------------------
+
+def _dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of deploy/Dockerfile, continuation lines joined, comments dropped."""
+    text = (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), " ".join(rest.split())))
+    return out
+
+
+def test_the_image_installs_cpu_torch_first_then_the_package():
+    import tomllib
+
+    steps = _dockerfile_instructions()
+    assert steps[0] == ("FROM", "python:3.11-slim")
+    runs = [args for word, args in steps if word == "RUN" and "pip install" in args]
+    torch = re.search(r"torch==(\S+)", (ROOT / "Makefile").read_text()).group(1)
+    assert runs[0] == f"pip install torch=={torch} --index-url https://download.pytorch.org/whl/cpu"
+    assert runs[1].startswith("pip install . ")
+    env = " ".join(args for word, args in steps if word == "ENV")
+    assert "HF_HUB_OFFLINE=1" in env
+
+    # Every folder the package is made of is copied in, and the ignore file keeps none of them out.
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    needed = {Path(d).parts[0] for d in pyproject["tool"]["setuptools"]["package-dir"].values()}
+    needed |= {"pyproject.toml", pyproject["project"]["readme"]}
+    copied = {src.rstrip("/") for word, args in steps if word == "COPY" for src in args.split()[:-1]}
+    assert needed <= copied, f"not copied into the image: {sorted(needed - copied)}"
+    ignored = {line.strip() for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    assert not copied & ignored
+    assert all((ROOT / src).exists() for src in copied)
+
+
+def test_every_manifest_uses_the_image_the_dockerfile_names(rendered):
+    named = re.search(r"-t (\S+) \.", (DEPLOY / "Dockerfile").read_text()).group(1)
+    images = {c["image"] for o in rendered for pod in validate._pod_specs(o) for c in validate._containers(pod)}
+    assert images == {named}
