@@ -40,8 +40,38 @@ def add_cluster(sub: argparse._SubParsersAction) -> None:
                                          "as child processes (the topology Kubernetes runs, on one machine).")
     actions = cluster.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")
     _add_up(actions, fmt)
-    # `cluster reload --target HOST:PORT` (adopt the newest published index now) is added here
-    # by the router's side, e.g. `_add_reload(actions, fmt)` with its own run function.
+    _add_reload(actions, fmt)
+
+
+def _add_reload(actions: argparse._SubParsersAction, fmt: type[argparse.HelpFormatter]) -> None:
+    p = actions.add_parser("reload", help="make the router adopt the newest published index now",
+                           formatter_class=fmt,
+                           description="Calls tastebud.v1.Admin/Reload on the router: it waits until every shard "
+                                       "has loaded the version `current` points at, then switches whole. A version "
+                                       "the shards refuse (it does not verify) is not adopted; the reason is "
+                                       "printed and the command exits 1.")
+    p.add_argument("--target", default="localhost:50051", help="host:port of the router")
+    p.add_argument("--timeout", type=_seconds, default=120.0, help="seconds to wait for every shard")
+    p.set_defaults(run=run_reload)
+
+
+def run_reload(args: argparse.Namespace) -> int:
+    import grpc
+
+    from tastebud.errors import TastebudError
+    from tastebud.v1 import admin_pb2, admin_pb2_grpc
+
+    with grpc.insecure_channel(args.target) as channel:
+        try:
+            answer = admin_pb2_grpc.AdminStub(channel).Reload(
+                admin_pb2.ReloadRequest(timeout_seconds=args.timeout), timeout=args.timeout + 10)
+        except grpc.RpcError as exc:
+            raise TastebudError(f"{args.target}: {exc.code().name}: {exc.details()}") from None
+    if answer.switched:
+        print(f"switched from {answer.previous_version} to {answer.version}")
+        return 0
+    print(f"still serving {answer.version}: {answer.message}")
+    return 0 if answer.message == "already serving the published version" else 1
 
 
 def _add_up(actions: argparse._SubParsersAction, fmt: type[argparse.HelpFormatter]) -> None:

@@ -261,6 +261,9 @@ def parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_demo(sub)
     _add_loadtest(sub)
+    from tastebud.cli.cluster import add_cluster
+
+    add_cluster(sub)
     return p
 
 
