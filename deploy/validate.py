@@ -6,7 +6,8 @@
 Three checks, all from the project's own files:
 
 1. **Schemas**: every rendered object against the Kubernetes API's OpenAPI schemas shipped by
-   the ``kubernetes-validate`` package, in strict mode (a misspelled or unknown field fails).
+   the ``kubernetes-validate`` package, in strict mode (a misspelled or unknown field fails),
+   for Kubernetes 1.31 and 1.37 (``KUBERNETES_VERSIONS``).
 2. **Lint**: every YAML file under deploy/ with ``yamllint`` (deploy/.yamllint; warnings fail).
 3. **References**: what the schemas cannot see. Services and PodDisruptionBudgets select the
    pods of some workload; workload selectors match their own pod labels; every volume names a
@@ -44,7 +45,10 @@ import yaml
 DEPLOY = Path(__file__).resolve().parent
 K8S = DEPLOY / "k8s"
 YAMLLINT_CONFIG = DEPLOY / ".yamllint"
-KUBERNETES_VERSION = "1.37.0"
+# The schemas every object must pass: the newest Kubernetes kubernetes-validate carries, and the
+# oldest this base is for (1.31: PodDisruptionBudget unhealthyPodEvictionPolicy is GA there;
+# native gRPC probes since 1.27).
+KUBERNETES_VERSIONS = ("1.31.0", "1.37.0")
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 
 Obj = dict[str, Any]
@@ -308,18 +312,28 @@ def ref(obj: Obj) -> str:
     return f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
 
 
-def check_schemas(objs: Iterable[Obj], report: Report, version: str = KUBERNETES_VERSION) -> None:
-    """Strict validation against the Kubernetes OpenAPI schemas of ``version`` (kubernetes-validate)."""
+def check_schemas(objs: Iterable[Obj], report: Report, versions: Iterable[str] = KUBERNETES_VERSIONS) -> None:
+    """Strict validation against the Kubernetes OpenAPI schemas of each of ``versions``
+    (kubernetes-validate; a version it does not carry exactly is a problem, not a fallback)."""
     import kubernetes_validate
+    from kubernetes_validate.utils import all_versions
 
-    for obj in objs:
-        try:
-            kubernetes_validate.validate(copy.deepcopy(obj), version, strict=True)
-        except kubernetes_validate.ValidationError as exc:
-            where = "/".join(str(p) for p in exc.absolute_path) or "(top)"
-            report.fail(f"{ref(obj)}: schema (Kubernetes {exc.version}, strict): at {where}: {exc.message}")
-        except kubernetes_validate.SchemaNotFoundError as exc:
-            report.fail(f"{ref(obj)}: {exc.message}")
+    carried = all_versions()
+    for version in versions:
+        if version not in carried:
+            report.fail(f"kubernetes-validate {kubernetes_validate.__version__} has no schemas for Kubernetes "
+                        f"{version} (it has {carried[0]}..{carried[-1]})")
+    versions = [v for v in versions if v in carried]
+    objs = list(objs)
+    for version in versions:
+        for obj in objs:
+            try:
+                kubernetes_validate.validate(copy.deepcopy(obj), version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                where = "/".join(str(p) for p in exc.absolute_path) or "(top)"
+                report.fail(f"{ref(obj)}: schema (Kubernetes {exc.version}, strict): at {where}: {exc.message}")
+            except kubernetes_validate.SchemaNotFoundError as exc:
+                report.fail(f"{ref(obj)}: {exc.message}")
 
 
 def check_lint(paths: Iterable[Path], report: Report, config: Path = YAMLLINT_CONFIG) -> None:
@@ -578,7 +592,7 @@ def _target_port(svc: Obj, port: int, w: Workload) -> int | None:
     return None
 
 
-def validate(folder: Path = K8S, version: str = KUBERNETES_VERSION,
+def validate(folder: Path = K8S, versions: Iterable[str] = KUBERNETES_VERSIONS,
              lint_root: Path | None = DEPLOY) -> tuple[list[Obj], Report]:
     """Render ``folder`` and run every check; ``lint_root`` None skips yamllint."""
     report = Report()
@@ -587,7 +601,7 @@ def validate(folder: Path = K8S, version: str = KUBERNETES_VERSION,
     except RenderError as exc:
         report.fail(f"render: {exc}")
         return [], report
-    check_schemas(objs, report, version)
+    check_schemas(objs, report, versions)
     check_references(objs, report)
     if lint_root is not None:
         check_lint(yaml_files(lint_root), report)
@@ -597,10 +611,12 @@ def validate(folder: Path = K8S, version: str = KUBERNETES_VERSION,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", nargs="?", type=Path, default=K8S, help="kustomization folder")
-    parser.add_argument("--kubernetes-version", default=KUBERNETES_VERSION, help="API schemas to validate against")
+    parser.add_argument("--kubernetes-version", action="append", dest="versions", metavar="X.Y.Z",
+                        help=f"API schemas to validate against, repeatable (default: {', '.join(KUBERNETES_VERSIONS)})")
     parser.add_argument("--print", action="store_true", help="print the rendered YAML")
     args = parser.parse_args(argv)
-    objs, report = validate(args.folder, args.kubernetes_version)
+    versions = tuple(args.versions or KUBERNETES_VERSIONS)
+    objs, report = validate(args.folder, versions)
     if args.print:
         print(to_yaml(objs))
     for note in report.notes:
@@ -611,7 +627,7 @@ def main(argv: list[str] | None = None) -> int:
     for o in objs:
         kinds[o["kind"]] = kinds.get(o["kind"], 0) + 1
     summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
-    print(f"{args.folder}: {len(objs)} objects ({summary}); Kubernetes {args.kubernetes_version} schemas (strict), "
+    print(f"{args.folder}: {len(objs)} objects ({summary}); Kubernetes {'/'.join(versions)} schemas (strict), "
           f"yamllint, references: {'ok' if report.ok else f'{len(report.problems)} problem(s)'}", file=sys.stderr)
     return 0 if report.ok else 1
 

@@ -20,6 +20,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 
+for _module in ("kubernetes_validate", "yamllint"):
+    if importlib.util.find_spec(_module) is None:  # a missing checker must fail, never skip
+        pytest.fail(f"{_module} is not installed: it is a dev dependency (pip install -e '.[dev]')",
+                    pytrace=False)
+
 
 def _load(name: str):
     spec = importlib.util.spec_from_file_location(f"tastebud_deploy_{name}", DEPLOY / f"{name}.py")
@@ -152,6 +157,19 @@ def test_a_misspelled_field_fails_the_schema(tree):
     _, report = validate.validate(tree / "k8s", lint_root=tree)
     assert any("Deployment/tastebud-shard-1: schema" in p and "revisionHistoryLimt" in p for p in report.problems), \
         report.problems
+
+
+def test_schemas_of_every_version_are_checked_and_missing_ones_fail(objs):
+    import kubernetes_validate.utils
+
+    assert set(validate.KUBERNETES_VERSIONS) <= set(kubernetes_validate.utils.all_versions())
+    # A misspelled key is refused by both versions' schemas, each reported.
+    container = _by_name(objs, "Deployment", "tastebud-shard-0")["spec"]["template"]["spec"]["containers"][0]
+    container["startupProbe"]["grpc"]["serviceName"] = "tastebud.v1.Shard"
+    report = validate.Report()
+    validate.check_schemas(objs, report, ("1.31.0", "1.37.0", "1.2.0"))
+    assert sum("Deployment/tastebud-shard-0: schema" in p and "serviceName" in p for p in report.problems) == 2
+    assert any("has no schemas for Kubernetes 1.2.0" in p for p in report.problems)
 
 
 def test_a_wrong_type_fails_the_schema(objs):
