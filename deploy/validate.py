@@ -15,7 +15,9 @@ Three checks, all from the project's own files:
    named target port a container port; probes use gRPC on a container port; and the router's
    cluster.toml (in its ConfigMap, at the path the router is started with) parses with
    ``tastebud.cluster.config.parse_cluster_config`` and names, for each shard workload and no
-   other, ``dns:///<its headless Service>.<namespace>.svc.cluster.local:<port>``.
+   other, ``dns:///<its headless Service>.<namespace>.svc.cluster.local:<port>``. Every
+   container's args parse with tastebud's own command line, and the gRPC probes ask the health
+   service names the shard and the router register.
 
 kubectl and kustomize are not installed where this runs, so ``render`` is a small Python
 implementation of exactly the kustomize features the base uses: ``resources`` (files and
@@ -484,6 +486,44 @@ def check_references(objs: list[Obj], report: Report) -> None:
     _check_cluster(objs, workloads, services, report)
 
 
+def check_commands(objs: list[Obj], report: Report) -> None:
+    """Every container's args parse with tastebud's own command line, and the probes ask the
+    health service names the servers register (the shard's and the Recommender's)."""
+    import contextlib
+    import io
+
+    from tastebud.cli.main import parser
+    from tastebud.cluster.config import SHARD_SERVICE
+    from tastebud.v1 import recommender_pb2
+
+    recommender = recommender_pb2.DESCRIPTOR.services_by_name["Recommender"].full_name
+    expected = {"serve-shard": SHARD_SERVICE, "serve": recommender}
+    for obj in objs:
+        for pod in _pod_specs(obj):
+            for c in _containers(pod):
+                args = [str(a) for a in c.get("args") or []]
+                where = f"{ref(obj)}: container {c.get('name')}"
+                if c.get("command"):
+                    report.fail(f"{where}: sets command; the image's entrypoint is `tastebud`, give args only")
+                errors = io.StringIO()
+                try:
+                    with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()):
+                        parser().parse_args(args)
+                except SystemExit:
+                    message = errors.getvalue().strip().splitlines()
+                    report.fail(f"{where}: `tastebud {' '.join(args)}` does not parse: "
+                                f"{message[-1] if message else 'exit'}")
+                service = expected.get(args[0]) if args else None
+                if service is None:
+                    continue
+                for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                    asked = ((c.get(probe) or {}).get("grpc") or {}).get("service", "")
+                    allowed = {service, ""} if probe == "livenessProbe" else {service}
+                    if asked not in allowed:
+                        report.fail(f"{where}: {probe} asks health of {asked!r}; `tastebud {args[0]}` serves "
+                                    f"{sorted(allowed)}")
+
+
 def _container(w: Workload) -> Obj:
     return (w.pod.get("containers") or [{}])[0]
 
@@ -603,6 +643,7 @@ def validate(folder: Path = K8S, versions: Iterable[str] = KUBERNETES_VERSIONS,
         return [], report
     check_schemas(objs, report, versions)
     check_references(objs, report)
+    check_commands(objs, report)
     if lint_root is not None:
         check_lint(yaml_files(lint_root), report)
     return objs, report

@@ -46,6 +46,7 @@ def _problems(objs) -> list[str]:
     report = validate.Report()
     validate.check_schemas(objs, report)
     validate.check_references(objs, report)
+    validate.check_commands(objs, report)
     return report.problems
 
 
@@ -218,6 +219,18 @@ def test_a_server_port_that_is_not_declared_fails(objs):
     args[args.index("--port") + 1] = "50052"
     assert any("Deployment/tastebud-router: container router: --port 50052 is not a declared containerPort" in p
                for p in _problems(objs))
+
+
+def test_a_misspelled_flag_and_a_wrong_health_service_fail(objs):
+    container = _by_name(objs, "Deployment", "tastebud-shard-2")["spec"]["template"]["spec"]["containers"][0]
+    container["args"][container["args"].index("--index")] = "--indexes"
+    router = _by_name(objs, "Deployment", "tastebud-router")["spec"]["template"]["spec"]["containers"][0]
+    router["readinessProbe"]["grpc"]["service"] = "tastebud.v1.Shard"
+    problems = _problems(objs)
+    assert any("Deployment/tastebud-shard-2: container shard: `tastebud serve-shard --indexes" in p
+               and "does not parse" in p for p in problems), problems
+    assert any("Deployment/tastebud-router: container router: readinessProbe asks health of 'tastebud.v1.Shard'" in p
+               for p in problems), problems
 
 
 def test_a_probe_that_is_not_grpc_fails(objs):
