@@ -2,8 +2,10 @@
 
 Generates the demo catalog and users, builds a 4-shard index, starts ``tastebud serve`` as
 a separate process, makes the calls a homepage would make, prints what came back next to
-what the user has watched (so a person can judge whether it makes sense), and stops the
-server gracefully.
+what the user has watched (so a person can judge whether it makes sense), then serves the
+same index as a local cluster (``tastebud cluster up``: shard processes with two replicas
+each behind a router), checks that the answers are the same, kills one replica with SIGKILL
+to show that clients do not notice, and stops everything gracefully.
 """
 
 from __future__ import annotations
@@ -103,8 +105,10 @@ def run_demo(args: argparse.Namespace) -> int:
     try:
         wait_until_serving(target, server)
         sample_calls(target, index_root)
+        if args.cluster:
+            cluster_demo(target, index_root, workdir / "cluster")
     finally:
-        print("\n== 5. stopping the server (SIGTERM -> NOT_SERVING -> graceful stop)")
+        print("\n== 6. stopping the server (SIGTERM -> NOT_SERVING -> graceful stop)")
         server.send_signal(signal.SIGTERM)
         try:
             server.wait(timeout=30)
@@ -112,6 +116,29 @@ def run_demo(args: argparse.Namespace) -> int:
             server.kill()
     print(f"server exited with code {server.returncode}; demo files are in {workdir}")
     return 0 if server.returncode == 0 else 1
+
+
+def cluster_demo(single: str, index_root: Path, workdir: Path) -> None:
+    """The same index as shard processes behind a router: same answers, and a replica's kill -9
+    goes unnoticed by clients."""
+    from tastebud.cluster.launcher import LaunchOptions, LauncherThread
+
+    print(f"\n== 5. tastebud cluster up --index {index_root} --replicas 2 (logs in {workdir / 'logs'})")
+    with LauncherThread(LaunchOptions(index=index_root, replicas=2, port=0, workdir=workdir)) as cluster:
+        endpoints = cluster.endpoints()
+        print(endpoints.describe())
+        requests = [pb.RecommendRequest(user_id=u, k=10) for u in ("1", "2", "3", "demo-visitor")]
+        with grpc.insecure_channel(single) as a, grpc.insecure_channel(endpoints.router) as b:
+            one, routed = pb_grpc.RecommenderStub(a), pb_grpc.RecommenderStub(b)
+            same = [[i.item_id for i in one.Recommend(r, timeout=TIMEOUT).items] ==
+                    [i.item_id for i in routed.Recommend(r, timeout=TIMEOUT).items] for r in requests]
+            print(f"router vs single process, Recommend for users 1, 2, 3, demo-visitor: "
+                  f"{sum(same)} of {len(same)} answers identical")
+            pid = cluster.kill_replica(1, 0)
+            answer = routed.Recommend(requests[0], timeout=TIMEOUT)
+            print(f"kill -9 of shard 1 replica 0 (pid {pid}); the next Recommend: {len(answer.items)} items, "
+                  f"degraded={answer.degraded} (the other replica answered)")
+            print(f"the launcher restarted it: pid {cluster.wait_replica_back(1, 0, pid)}")
 
 
 def sample_calls(target: str, index_root: Path) -> None:

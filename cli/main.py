@@ -234,6 +234,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workdir", type=Path, default=Path(".demo"), help="where demo data and indexes go")
     p.add_argument("--items", type=_positive, default=3000, help="demo catalog size")
     p.add_argument("--users", type=_positive, default=600, help="demo users")
+    p.add_argument("--no-cluster", dest="cluster", action="store_false",
+                   help="skip step 5, the same index served by shard processes behind a router")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=_run_demo)
 

@@ -163,7 +163,8 @@ def parse_cluster_config(data: dict[str, Any], source: str, base: Path | None = 
     if not isinstance(shards, list) or not shards:
         raise InvalidInputError(f"{source}: shards: required, one [[shards]] table per shard")
     try:
-        targets = tuple(_section(s, ShardTarget, f"shards[{i}]") for i, s in enumerate(shards))
+        targets = tuple(sorted((_section(s, ShardTarget, f"shards[{i}]") for i, s in enumerate(shards)),
+                               key=lambda t: t.shard))
         watch = data.get("watch_seconds", 2.0)
         if isinstance(watch, bool) or not isinstance(watch, (int, float)):
             raise InvalidInputError(f"watch_seconds: must be a number, got {watch!r}")

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
 import grpc
+import numpy as np
 import pytest
 
 from tastebud.cluster.config import ClusterConfig, RouterSettings, ShardTarget
@@ -26,6 +28,8 @@ from tastebud.server.config import ServerConfig
 from tastebud.v1 import admin_pb2, admin_pb2_grpc
 from tastebud.v1 import recommender_pb2 as pb
 from tastebud.v1 import recommender_pb2_grpc as pb_grpc
+from tastebud.v1 import shard_pb2 as spb
+from tastebud.v1 import shard_pb2_grpc as spb_grpc
 
 USERS = ["1", "2", "3", "17", "42", "99"]
 
@@ -136,7 +140,11 @@ def test_a_shard_with_no_live_replica_degrades_the_answer(demo_index, encoder, t
 
 def publish_copy(root: Path, version: str, corrupt: bool = False) -> None:
     """Publish a copy of the current version under a new name (optionally with a corrupt shard file)."""
-    source = resolve_version_dir(root)
+    publish_copy_of(root, resolve_version_dir(root).name, version, corrupt)
+
+
+def publish_copy_of(root: Path, source_version: str, version: str, corrupt: bool = False) -> None:
+    source = root / source_version
     target = root / version
     shutil.copytree(source, target)
     manifest = (target / "manifest.json").read_text()
@@ -179,5 +187,34 @@ def test_reload_swaps_and_a_corrupt_version_is_refused(demo_index, encoder, tmp_
             assert "sha256" in info.refused_reason
             assert stub.Recommend(pb.RecommendRequest(user_id="2", k=10), timeout=10).index_version == \
                 "v99990101T000000Z"
+
+            # No Reload this time: shards and router follow the published pointer on their own.
+            publish_copy_of(root, "v99990101T000000Z", "v99990103T000000Z")
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and \
+                    stub.GetIndexInfo(pb.GetIndexInfoRequest(), timeout=10).version != "v99990103T000000Z":
+                time.sleep(0.2)
+            info = stub.GetIndexInfo(pb.GetIndexInfoRequest(), timeout=10)
+            assert info.version == "v99990103T000000Z" and info.refused_version == ""
     finally:
         c.close()
+
+
+def test_the_shard_service_refuses_bad_requests_naming_the_field(cluster: Cluster) -> None:
+    replica = cluster.shards[0][0]
+    with grpc.insecure_channel(f"127.0.0.1:{replica.port}") as channel:
+        shard = spb_grpc.ShardStub(channel)
+        good = dict(queries=np.zeros(9, np.float32).tobytes(), dimension=9, k=5, space="item")
+        for change, field in ((dict(queries=b"\0" * 7), "queries"), (dict(space="pictures"), "space"),
+                              (dict(k=0), "k"), (dict(dimension=3, queries=np.zeros(3, np.float32).tobytes()),
+                                                 "dimension"),
+                              (dict(exclude=b"\0" * 5), "exclude")):
+            with pytest.raises(grpc.RpcError) as caught:
+                shard.Search(spb.ShardSearchRequest(**{**good, **change}), timeout=5)
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, change
+            assert field in caught.value.details()
+        with pytest.raises(grpc.RpcError) as caught:
+            shard.Search(spb.ShardSearchRequest(**good, index_version="v-no-such-version"), timeout=5)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE and "not loaded" in caught.value.details()
+        info = shard.Info(spb.ShardInfoRequest(), timeout=5)
+        assert info.shard == 0 and info.shards == 3 and len(info.versions) == 1
