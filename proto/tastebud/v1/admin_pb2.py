@@ -24,17 +24,25 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17tastebud/v1/admin.proto\x12\x0btastebud.v1\"(\n\rReloadRequest\x12\x17\n\x0ftimeout_seconds\x18\x01 \x01(\x01\"^\n\x0eReloadResponse\x12\x18\n\x10previous_version\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x10\n\x08switched\x18\x03 \x01(\x08\x12\x0f\n\x07message\x18\x04 \x01(\t2J\n\x05\x41\x64min\x12\x41\n\x06Reload\x12\x1a.tastebud.v1.ReloadRequest\x1a\x1b.tastebud.v1.ReloadResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17tastebud/v1/admin.proto\x12\x0btastebud.v1\"$\n\x11\x46orgetUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"\xcd\x01\n\x11\x46orgetUserReceipt\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x1c\n\x14interactions_removed\x18\x02 \x01(\x03\x12\x1b\n\x13impressions_removed\x18\x03 \x01(\x03\x12\x1c\n\x14subscription_removed\x18\x04 \x01(\x08\x12\x1d\n\x15history_items_removed\x18\x05 \x01(\x03\x12 \n\x18index_versions_rewritten\x18\x06 \x03(\t\x12\r\n\x05notes\x18\x07 \x03(\t\"$\n\x11\x45xportUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"3\n\x12\x45xportUserResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0c\n\x04json\x18\x02 \x01(\t\"(\n\rReloadRequest\x12\x17\n\x0ftimeout_seconds\x18\x01 \x01(\x01\"^\n\x0eReloadResponse\x12\x18\n\x10previous_version\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x10\n\x08switched\x18\x03 \x01(\x08\x12\x0f\n\x07message\x18\x04 \x01(\t2\xe7\x01\n\x05\x41\x64min\x12\x41\n\x06Reload\x12\x1a.tastebud.v1.ReloadRequest\x1a\x1b.tastebud.v1.ReloadResponse\x12L\n\nForgetUser\x12\x1e.tastebud.v1.ForgetUserRequest\x1a\x1e.tastebud.v1.ForgetUserReceipt\x12M\n\nExportUser\x12\x1e.tastebud.v1.ExportUserRequest\x1a\x1f.tastebud.v1.ExportUserResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tastebud.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RELOADREQUEST']._serialized_start=40
-  _globals['_RELOADREQUEST']._serialized_end=80
-  _globals['_RELOADRESPONSE']._serialized_start=82
-  _globals['_RELOADRESPONSE']._serialized_end=176
-  _globals['_ADMIN']._serialized_start=178
-  _globals['_ADMIN']._serialized_end=252
+  _globals['_FORGETUSERREQUEST']._serialized_start=40
+  _globals['_FORGETUSERREQUEST']._serialized_end=76
+  _globals['_FORGETUSERRECEIPT']._serialized_start=79
+  _globals['_FORGETUSERRECEIPT']._serialized_end=284
+  _globals['_EXPORTUSERREQUEST']._serialized_start=286
+  _globals['_EXPORTUSERREQUEST']._serialized_end=322
+  _globals['_EXPORTUSERRESPONSE']._serialized_start=324
+  _globals['_EXPORTUSERRESPONSE']._serialized_end=375
+  _globals['_RELOADREQUEST']._serialized_start=377
+  _globals['_RELOADREQUEST']._serialized_end=417
+  _globals['_RELOADRESPONSE']._serialized_start=419
+  _globals['_RELOADRESPONSE']._serialized_end=513
+  _globals['_ADMIN']._serialized_start=516
+  _globals['_ADMIN']._serialized_end=747
 # @@protoc_insertion_point(module_scope)

@@ -39,6 +39,16 @@ class AdminStub:
                 request_serializer=tastebud_dot_v1_dot_admin__pb2.ReloadRequest.SerializeToString,
                 response_deserializer=tastebud_dot_v1_dot_admin__pb2.ReloadResponse.FromString,
                 _registered_method=True)
+        self.ForgetUser = channel.unary_unary(
+                '/tastebud.v1.Admin/ForgetUser',
+                request_serializer=tastebud_dot_v1_dot_admin__pb2.ForgetUserRequest.SerializeToString,
+                response_deserializer=tastebud_dot_v1_dot_admin__pb2.ForgetUserReceipt.FromString,
+                _registered_method=True)
+        self.ExportUser = channel.unary_unary(
+                '/tastebud.v1.Admin/ExportUser',
+                request_serializer=tastebud_dot_v1_dot_admin__pb2.ExportUserRequest.SerializeToString,
+                response_deserializer=tastebud_dot_v1_dot_admin__pb2.ExportUserResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -52,6 +62,22 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ForgetUser(self, request, context):
+        """Forget a user everywhere tastebud keeps anything of them: the live interaction store and
+        its impressions and subscription, their history in the loaded index and in every index
+        version's files on disk. Returns a receipt of what was removed; an unknown user is a no-op.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportUser(self, request, context):
+        """Everything tastebud holds about a user, as one JSON document.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -59,6 +85,16 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Reload,
                     request_deserializer=tastebud_dot_v1_dot_admin__pb2.ReloadRequest.FromString,
                     response_serializer=tastebud_dot_v1_dot_admin__pb2.ReloadResponse.SerializeToString,
+            ),
+            'ForgetUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForgetUser,
+                    request_deserializer=tastebud_dot_v1_dot_admin__pb2.ForgetUserRequest.FromString,
+                    response_serializer=tastebud_dot_v1_dot_admin__pb2.ForgetUserReceipt.SerializeToString,
+            ),
+            'ExportUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportUser,
+                    request_deserializer=tastebud_dot_v1_dot_admin__pb2.ExportUserRequest.FromString,
+                    response_serializer=tastebud_dot_v1_dot_admin__pb2.ExportUserResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -88,6 +124,60 @@ class Admin:
             '/tastebud.v1.Admin/Reload',
             tastebud_dot_v1_dot_admin__pb2.ReloadRequest.SerializeToString,
             tastebud_dot_v1_dot_admin__pb2.ReloadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForgetUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tastebud.v1.Admin/ForgetUser',
+            tastebud_dot_v1_dot_admin__pb2.ForgetUserRequest.SerializeToString,
+            tastebud_dot_v1_dot_admin__pb2.ForgetUserReceipt.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tastebud.v1.Admin/ExportUser',
+            tastebud_dot_v1_dot_admin__pb2.ExportUserRequest.SerializeToString,
+            tastebud_dot_v1_dot_admin__pb2.ExportUserResponse.FromString,
             options,
             channel_credentials,
             insecure,

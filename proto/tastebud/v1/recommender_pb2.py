@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dtastebud/v1/recommender.proto\x12\x0btastebud.v1\"4\n\x0f\x41ttributeValues\x12\x11\n\tattribute\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\t\"\xae\x01\n\x06\x46ilter\x12-\n\x07include\x18\x01 \x03(\x0b\x32\x1c.tastebud.v1.AttributeValues\x12-\n\x07\x65xclude\x18\x02 \x03(\x0b\x32\x1c.tastebud.v1.AttributeValues\x12\x15\n\x08year_min\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x15\n\x08year_max\x18\x04 \x01(\x05H\x01\x88\x01\x01\x42\x0b\n\t_year_minB\x0b\n\t_year_max\"\xc8\x01\n\x10RecommendRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07history\x18\x02 \x03(\t\x12\t\n\x01k\x18\x03 \x01(\x05\x12#\n\x06\x66ilter\x18\x04 \x01(\x0b\x32\x13.tastebud.v1.Filter\x12\x14\n\x0cinclude_seen\x18\x05 \x01(\x08\x12\x13\n\x0brestrict_to\x18\x06 \x03(\t\x12\x11\n\tdiversity\x18\x07 \x01(\x02\x12\r\n\x05taste\x18\x08 \x01(\t\x12\x15\n\rexclude_items\x18\t \x03(\t\"V\n\x13SimilarItemsRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12#\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x13.tastebud.v1.Filter\"R\n\x12SearchItemsRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12#\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x13.tastebud.v1.Filter\"i\n\x0fRecommendedItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x17\n\x0f\x62\x65\x63\x61use_item_id\x18\x05 \x01(\t\"\x90\x01\n\x11RecommendResponse\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.tastebud.v1.RecommendedItem\x12\x15\n\rindex_version\x18\x02 \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x03 \x01(\x08\x12\x16\n\x0emissing_shards\x18\x04 \x03(\x05\x12\r\n\x05notes\x18\x05 \x03(\t\"a\n\x0bInteraction\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x11\n\ttimestamp\x18\x03 \x01(\x01\x12\r\n\x05\x65vent\x18\x04 \x01(\t\x12\x0e\n\x06weight\x18\x05 \x01(\x02\"K\n\x19RecordInteractionsRequest\x12.\n\x0cinteractions\x18\x01 \x03(\x0b\x32\x18.tastebud.v1.Interaction\".\n\x1aRecordInteractionsResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x05\"\x15\n\x13GetIndexInfoRequest\"\xe0\x01\n\tIndexInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\r\n\x05items\x18\x02 \x01(\x03\x12\r\n\x05users\x18\x03 \x01(\x03\x12\x0e\n\x06shards\x18\x04 \x01(\x05\x12\r\n\x05model\x18\x05 \x01(\t\x12\x11\n\tdimension\x18\x06 \x01(\x05\x12\x12\n\ncreated_at\x18\x07 \x01(\t\x12\x12\n\nindex_type\x18\x08 \x01(\t\x12\x19\n\x11\x66ilter_attributes\x18\t \x03(\t\x12\x17\n\x0frefused_version\x18\n \x01(\t\x12\x16\n\x0erefused_reason\x18\x0b \x01(\t2\xac\x03\n\x0bRecommender\x12J\n\tRecommend\x12\x1d.tastebud.v1.RecommendRequest\x1a\x1e.tastebud.v1.RecommendResponse\x12P\n\x0cSimilarItems\x12 .tastebud.v1.SimilarItemsRequest\x1a\x1e.tastebud.v1.RecommendResponse\x12N\n\x0bSearchItems\x12\x1f.tastebud.v1.SearchItemsRequest\x1a\x1e.tastebud.v1.RecommendResponse\x12\x65\n\x12RecordInteractions\x12&.tastebud.v1.RecordInteractionsRequest\x1a\'.tastebud.v1.RecordInteractionsResponse\x12H\n\x0cGetIndexInfo\x12 .tastebud.v1.GetIndexInfoRequest\x1a\x16.tastebud.v1.IndexInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dtastebud/v1/recommender.proto\x12\x0btastebud.v1\"4\n\x0f\x41ttributeValues\x12\x11\n\tattribute\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\t\"\xae\x01\n\x06\x46ilter\x12-\n\x07include\x18\x01 \x03(\x0b\x32\x1c.tastebud.v1.AttributeValues\x12-\n\x07\x65xclude\x18\x02 \x03(\x0b\x32\x1c.tastebud.v1.AttributeValues\x12\x15\n\x08year_min\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x15\n\x08year_max\x18\x04 \x01(\x05H\x01\x88\x01\x01\x42\x0b\n\t_year_minB\x0b\n\t_year_max\"\xee\x01\n\x10RecommendRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07history\x18\x02 \x03(\t\x12\t\n\x01k\x18\x03 \x01(\x05\x12#\n\x06\x66ilter\x18\x04 \x01(\x0b\x32\x13.tastebud.v1.Filter\x12\x14\n\x0cinclude_seen\x18\x05 \x01(\x08\x12\x13\n\x0brestrict_to\x18\x06 \x03(\t\x12\x11\n\tdiversity\x18\x07 \x01(\x02\x12\r\n\x05taste\x18\x08 \x01(\t\x12\x15\n\rexclude_items\x18\t \x03(\t\x12$\n\x1c\x65xclude_shown_within_seconds\x18\n \x01(\x01\"V\n\x13SimilarItemsRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12#\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x13.tastebud.v1.Filter\"R\n\x12SearchItemsRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12#\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x13.tastebud.v1.Filter\"\xa9\x01\n\x0fRecommendedItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x17\n\x0f\x62\x65\x63\x61use_item_id\x18\x05 \x01(\t\x12\x0c\n\x04year\x18\x06 \x01(\x05\x12\x30\n\nattributes\x18\x07 \x03(\x0b\x32\x1c.tastebud.v1.AttributeValues\"\x90\x01\n\x11RecommendResponse\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.tastebud.v1.RecommendedItem\x12\x15\n\rindex_version\x18\x02 \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x03 \x01(\x08\x12\x16\n\x0emissing_shards\x18\x04 \x03(\x05\x12\r\n\x05notes\x18\x05 \x03(\t\"a\n\x0bInteraction\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x11\n\ttimestamp\x18\x03 \x01(\x01\x12\r\n\x05\x65vent\x18\x04 \x01(\t\x12\x0e\n\x06weight\x18\x05 \x01(\x02\"K\n\x19RecordInteractionsRequest\x12.\n\x0cinteractions\x18\x01 \x03(\x0b\x32\x18.tastebud.v1.Interaction\".\n\x1aRecordInteractionsResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x05\"\x15\n\x13GetIndexInfoRequest\"\xf5\x01\n\tIndexInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\r\n\x05items\x18\x02 \x01(\x03\x12\r\n\x05users\x18\x03 \x01(\x03\x12\x0e\n\x06shards\x18\x04 \x01(\x05\x12\r\n\x05model\x18\x05 \x01(\t\x12\x11\n\tdimension\x18\x06 \x01(\x05\x12\x12\n\ncreated_at\x18\x07 \x01(\t\x12\x12\n\nindex_type\x18\x08 \x01(\t\x12\x19\n\x11\x66ilter_attributes\x18\t \x03(\t\x12\x17\n\x0frefused_version\x18\n \x01(\t\x12\x16\n\x0erefused_reason\x18\x0b \x01(\t\x12\x13\n\x0bnewest_year\x18\x0c \x01(\x05\"8\n\x0eGetUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x15\n\rhistory_limit\x18\x02 \x01(\x05\"@\n\x0bHistoryItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x11\n\ttimestamp\x18\x03 \x01(\x01\"\x84\x01\n\x0bUserProfile\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05known\x18\x02 \x01(\x08\x12\x12\n\nsubscribed\x18\x03 \x01(\x08\x12\x16\n\x0ehistory_length\x18\x04 \x01(\x05\x12)\n\x07history\x18\x05 \x03(\x0b\x32\x18.tastebud.v1.HistoryItem\"9\n\x10ListUsersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\">\n\x11ListUsersResponse\x12\x10\n\x08user_ids\x18\x01 \x03(\t\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"=\n\x16SetSubscriptionRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\nsubscribed\x18\x02 \x01(\x08\"-\n\x17SetSubscriptionResponse\x12\x12\n\nsubscribed\x18\x01 \x01(\x08\x32\x98\x05\n\x0bRecommender\x12J\n\tRecommend\x12\x1d.tastebud.v1.RecommendRequest\x1a\x1e.tastebud.v1.RecommendResponse\x12P\n\x0cSimilarItems\x12 .tastebud.v1.SimilarItemsRequest\x1a\x1e.tastebud.v1.RecommendResponse\x12N\n\x0bSearchItems\x12\x1f.tastebud.v1.SearchItemsRequest\x1a\x1e.tastebud.v1.RecommendResponse\x12\x65\n\x12RecordInteractions\x12&.tastebud.v1.RecordInteractionsRequest\x1a\'.tastebud.v1.RecordInteractionsResponse\x12H\n\x0cGetIndexInfo\x12 .tastebud.v1.GetIndexInfoRequest\x1a\x16.tastebud.v1.IndexInfo\x12@\n\x07GetUser\x12\x1b.tastebud.v1.GetUserRequest\x1a\x18.tastebud.v1.UserProfile\x12J\n\tListUsers\x12\x1d.tastebud.v1.ListUsersRequest\x1a\x1e.tastebud.v1.ListUsersResponse\x12\\\n\x0fSetSubscription\x12#.tastebud.v1.SetSubscriptionRequest\x1a$.tastebud.v1.SetSubscriptionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,25 +36,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FILTER']._serialized_start=101
   _globals['_FILTER']._serialized_end=275
   _globals['_RECOMMENDREQUEST']._serialized_start=278
-  _globals['_RECOMMENDREQUEST']._serialized_end=478
-  _globals['_SIMILARITEMSREQUEST']._serialized_start=480
-  _globals['_SIMILARITEMSREQUEST']._serialized_end=566
-  _globals['_SEARCHITEMSREQUEST']._serialized_start=568
-  _globals['_SEARCHITEMSREQUEST']._serialized_end=650
-  _globals['_RECOMMENDEDITEM']._serialized_start=652
-  _globals['_RECOMMENDEDITEM']._serialized_end=757
-  _globals['_RECOMMENDRESPONSE']._serialized_start=760
-  _globals['_RECOMMENDRESPONSE']._serialized_end=904
-  _globals['_INTERACTION']._serialized_start=906
-  _globals['_INTERACTION']._serialized_end=1003
-  _globals['_RECORDINTERACTIONSREQUEST']._serialized_start=1005
-  _globals['_RECORDINTERACTIONSREQUEST']._serialized_end=1080
-  _globals['_RECORDINTERACTIONSRESPONSE']._serialized_start=1082
-  _globals['_RECORDINTERACTIONSRESPONSE']._serialized_end=1128
-  _globals['_GETINDEXINFOREQUEST']._serialized_start=1130
-  _globals['_GETINDEXINFOREQUEST']._serialized_end=1151
-  _globals['_INDEXINFO']._serialized_start=1154
-  _globals['_INDEXINFO']._serialized_end=1378
-  _globals['_RECOMMENDER']._serialized_start=1381
-  _globals['_RECOMMENDER']._serialized_end=1809
+  _globals['_RECOMMENDREQUEST']._serialized_end=516
+  _globals['_SIMILARITEMSREQUEST']._serialized_start=518
+  _globals['_SIMILARITEMSREQUEST']._serialized_end=604
+  _globals['_SEARCHITEMSREQUEST']._serialized_start=606
+  _globals['_SEARCHITEMSREQUEST']._serialized_end=688
+  _globals['_RECOMMENDEDITEM']._serialized_start=691
+  _globals['_RECOMMENDEDITEM']._serialized_end=860
+  _globals['_RECOMMENDRESPONSE']._serialized_start=863
+  _globals['_RECOMMENDRESPONSE']._serialized_end=1007
+  _globals['_INTERACTION']._serialized_start=1009
+  _globals['_INTERACTION']._serialized_end=1106
+  _globals['_RECORDINTERACTIONSREQUEST']._serialized_start=1108
+  _globals['_RECORDINTERACTIONSREQUEST']._serialized_end=1183
+  _globals['_RECORDINTERACTIONSRESPONSE']._serialized_start=1185
+  _globals['_RECORDINTERACTIONSRESPONSE']._serialized_end=1231
+  _globals['_GETINDEXINFOREQUEST']._serialized_start=1233
+  _globals['_GETINDEXINFOREQUEST']._serialized_end=1254
+  _globals['_INDEXINFO']._serialized_start=1257
+  _globals['_INDEXINFO']._serialized_end=1502
+  _globals['_GETUSERREQUEST']._serialized_start=1504
+  _globals['_GETUSERREQUEST']._serialized_end=1560
+  _globals['_HISTORYITEM']._serialized_start=1562
+  _globals['_HISTORYITEM']._serialized_end=1626
+  _globals['_USERPROFILE']._serialized_start=1629
+  _globals['_USERPROFILE']._serialized_end=1761
+  _globals['_LISTUSERSREQUEST']._serialized_start=1763
+  _globals['_LISTUSERSREQUEST']._serialized_end=1820
+  _globals['_LISTUSERSRESPONSE']._serialized_start=1822
+  _globals['_LISTUSERSRESPONSE']._serialized_end=1884
+  _globals['_SETSUBSCRIPTIONREQUEST']._serialized_start=1886
+  _globals['_SETSUBSCRIPTIONREQUEST']._serialized_end=1947
+  _globals['_SETSUBSCRIPTIONRESPONSE']._serialized_start=1949
+  _globals['_SETSUBSCRIPTIONRESPONSE']._serialized_end=1994
+  _globals['_RECOMMENDER']._serialized_start=1997
+  _globals['_RECOMMENDER']._serialized_end=2661
 # @@protoc_insertion_point(module_scope)

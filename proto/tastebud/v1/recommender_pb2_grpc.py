@@ -60,6 +60,21 @@ class RecommenderStub:
                 request_serializer=tastebud_dot_v1_dot_recommender__pb2.GetIndexInfoRequest.SerializeToString,
                 response_deserializer=tastebud_dot_v1_dot_recommender__pb2.IndexInfo.FromString,
                 _registered_method=True)
+        self.GetUser = channel.unary_unary(
+                '/tastebud.v1.Recommender/GetUser',
+                request_serializer=tastebud_dot_v1_dot_recommender__pb2.GetUserRequest.SerializeToString,
+                response_deserializer=tastebud_dot_v1_dot_recommender__pb2.UserProfile.FromString,
+                _registered_method=True)
+        self.ListUsers = channel.unary_unary(
+                '/tastebud.v1.Recommender/ListUsers',
+                request_serializer=tastebud_dot_v1_dot_recommender__pb2.ListUsersRequest.SerializeToString,
+                response_deserializer=tastebud_dot_v1_dot_recommender__pb2.ListUsersResponse.FromString,
+                _registered_method=True)
+        self.SetSubscription = channel.unary_unary(
+                '/tastebud.v1.Recommender/SetSubscription',
+                request_serializer=tastebud_dot_v1_dot_recommender__pb2.SetSubscriptionRequest.SerializeToString,
+                response_deserializer=tastebud_dot_v1_dot_recommender__pb2.SetSubscriptionResponse.FromString,
+                _registered_method=True)
 
 
 class RecommenderServicer:
@@ -101,6 +116,27 @@ class RecommenderServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUser(self, request, context):
+        """What a surface needs to show a user: known or new, subscribed to email, recent history.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListUsers(self, request, context):
+        """User ids, a page at a time, in a stable order (build-time users, then newly seen ones).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetSubscription(self, request, context):
+        """Opt a user in or out of the weekly email (the unsubscribe link calls this).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecommenderServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +164,21 @@ def add_RecommenderServicer_to_server(servicer, server):
                     servicer.GetIndexInfo,
                     request_deserializer=tastebud_dot_v1_dot_recommender__pb2.GetIndexInfoRequest.FromString,
                     response_serializer=tastebud_dot_v1_dot_recommender__pb2.IndexInfo.SerializeToString,
+            ),
+            'GetUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUser,
+                    request_deserializer=tastebud_dot_v1_dot_recommender__pb2.GetUserRequest.FromString,
+                    response_serializer=tastebud_dot_v1_dot_recommender__pb2.UserProfile.SerializeToString,
+            ),
+            'ListUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUsers,
+                    request_deserializer=tastebud_dot_v1_dot_recommender__pb2.ListUsersRequest.FromString,
+                    response_serializer=tastebud_dot_v1_dot_recommender__pb2.ListUsersResponse.SerializeToString,
+            ),
+            'SetSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetSubscription,
+                    request_deserializer=tastebud_dot_v1_dot_recommender__pb2.SetSubscriptionRequest.FromString,
+                    response_serializer=tastebud_dot_v1_dot_recommender__pb2.SetSubscriptionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -266,6 +317,87 @@ class Recommender:
             '/tastebud.v1.Recommender/GetIndexInfo',
             tastebud_dot_v1_dot_recommender__pb2.GetIndexInfoRequest.SerializeToString,
             tastebud_dot_v1_dot_recommender__pb2.IndexInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tastebud.v1.Recommender/GetUser',
+            tastebud_dot_v1_dot_recommender__pb2.GetUserRequest.SerializeToString,
+            tastebud_dot_v1_dot_recommender__pb2.UserProfile.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tastebud.v1.Recommender/ListUsers',
+            tastebud_dot_v1_dot_recommender__pb2.ListUsersRequest.SerializeToString,
+            tastebud_dot_v1_dot_recommender__pb2.ListUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tastebud.v1.Recommender/SetSubscription',
+            tastebud_dot_v1_dot_recommender__pb2.SetSubscriptionRequest.SerializeToString,
+            tastebud_dot_v1_dot_recommender__pb2.SetSubscriptionResponse.FromString,
             options,
             channel_credentials,
             insecure,
