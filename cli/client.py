@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import grpc
 from google.protobuf import json_format
@@ -54,9 +55,9 @@ def format_items(response: pb.RecommendResponse) -> str:
     return "\n".join(lines)
 
 
-def _call(args: argparse.Namespace, method: str, request: object) -> int:
+def _call(args: argparse.Namespace, method: str, request: object, stub_class: type = pb_grpc.RecommenderStub) -> int:
     with grpc.insecure_channel(args.target) as channel:
-        stub = pb_grpc.RecommenderStub(channel)
+        stub = stub_class(channel)
         try:
             response = getattr(stub, method)(request, timeout=args.timeout)
         except grpc.RpcError as exc:
@@ -102,3 +103,44 @@ def run_record(args: argparse.Namespace) -> int:
 
 def run_info(args: argparse.Namespace) -> int:
     return _call(args, "GetIndexInfo", pb.GetIndexInfoRequest())
+
+
+OUTBOX_USER_HEADER = "X-Tastebud-User"
+
+
+def forget_outbox(outbox: Path, user_id: str) -> list[Path]:
+    """Delete the digest's messages to ``user_id`` from an outbox folder (``tastebud digest --out``)."""
+    from email.parser import BytesHeaderParser
+
+    removed = []
+    for path in sorted(outbox.glob("*.eml")):
+        with open(path, "rb") as f:
+            headers = BytesHeaderParser().parse(f)
+        if headers.get(OUTBOX_USER_HEADER, "").strip() == user_id:
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def run_forget(args: argparse.Namespace) -> int:
+    from tastebud.v1 import admin_pb2, admin_pb2_grpc
+
+    code = _call(args, "ForgetUser", admin_pb2.ForgetUserRequest(user_id=args.user), admin_pb2_grpc.AdminStub)
+    if code == 0 and args.outbox is not None:
+        removed = forget_outbox(args.outbox, args.user)
+        print(f"outbox {args.outbox}: removed {len(removed)} message(s) to {args.user}")
+    return code
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from tastebud.v1 import admin_pb2, admin_pb2_grpc
+
+    with grpc.insecure_channel(args.target) as channel:
+        try:
+            answer = admin_pb2_grpc.AdminStub(channel).ExportUser(admin_pb2.ExportUserRequest(user_id=args.user),
+                                                                 timeout=args.timeout)
+        except grpc.RpcError as exc:
+            print(f"tastebud: ExportUser failed: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+    print(answer.json)
+    return 0

@@ -190,6 +190,18 @@ def _add_client(sub: argparse._SubParsersAction) -> None:
     common(p)
     p.set_defaults(run=client.run_info)
 
+    p = sub.add_parser("forget", help="forget a user everywhere (Admin.ForgetUser); prints the receipt",
+                       formatter_class=fmt)
+    common(p)
+    p.add_argument("--user", required=True, help="the user id to forget")
+    p.add_argument("--outbox", type=Path, help="also delete the digest's messages to this user from this folder")
+    p.set_defaults(run=client.run_forget)
+
+    p = sub.add_parser("export", help="everything held about a user, as JSON (Admin.ExportUser)", formatter_class=fmt)
+    common(p)
+    p.add_argument("--user", required=True, help="the user id to export")
+    p.set_defaults(run=client.run_export)
+
 
 def _add_inputs(p: argparse.ArgumentParser) -> None:
     """The input flags shared by build and eval."""

@@ -85,7 +85,10 @@ def forget_in_version(version_dir: Path, user_id: str) -> bool:
 
 
 def index_versions(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_dir() and (p / MANIFEST_NAME).is_file()) if root.is_dir() else []
+    """The version folders of an index root (not the ``current`` link to one of them)."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and (p / MANIFEST_NAME).is_file())
 
 
 def forget_user(recommender: Recommender, user_id: str) -> ForgetReceipt:
