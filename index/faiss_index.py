@@ -17,6 +17,7 @@ which keeps filter bitmaps per shard compact.
 from __future__ import annotations
 
 import logging
+from typing import Any, Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -149,22 +150,36 @@ def search_parameters(index, tuning: SearchTuning, selector=None):
     """FAISS SearchParameters for this index type, with an optional IDSelector. For a refine
     index the base gets the selector and its own parameters (the refine step only re-ranks what
     the base returns; FAISS ignores a selector on the outer parameters)."""
+    return parameter_maker(index)(tuning, selector)
+
+
+def parameter_maker(index) -> Callable[[SearchTuning, Any], Any]:
+    """:func:`search_parameters` with the index's type looked up once (a shard keeps one per
+    space: the downcasts cost more than a small exact search)."""
     import faiss
 
     refine = _as_refine(index)
     if refine is not None:
-        params = faiss.IndexRefineSearchParameters()
-        params.k_factor = float(tuning.k_factor)
-        params.base_index_params = search_parameters(refine.base_index, tuning, selector)
-        return params
+        base = parameter_maker(refine.base_index)
+
+        def refined(tuning: SearchTuning, selector=None):
+            params = faiss.IndexRefineSearchParameters()
+            params.k_factor = float(tuning.k_factor)
+            params.base_index_params = base(tuning, selector)
+            return params
+        return refined
     if _as_hnsw(index) is not None:
-        params = faiss.SearchParametersHNSW()
-        params.efSearch = tuning.ef_search
+        kind, knob = faiss.SearchParametersHNSW, ("efSearch", "ef_search")
     elif _as_ivf(index) is not None:
-        params = faiss.SearchParametersIVF()
-        params.nprobe = tuning.nprobe
+        kind, knob = faiss.SearchParametersIVF, ("nprobe", "nprobe")
     else:
-        params = faiss.SearchParameters()
-    if selector is not None:
-        params.sel = selector
-    return params
+        kind, knob = faiss.SearchParameters, None
+
+    def make(tuning: SearchTuning, selector=None):
+        params = kind()
+        if knob is not None:
+            setattr(params, knob[0], getattr(tuning, knob[1]))
+        if selector is not None:
+            params.sel = selector
+        return params
+    return make

@@ -39,8 +39,8 @@ from tastebud.server.retrieval import Fetched, Retrieved, fetch_vectors, retriev
 
 log = logging.getLogger(__name__)
 
-# (position in the ranked list, ranked candidates) -> (reason, because_item_id)
-ReasonFn = Callable[[int, Candidates], tuple[str, str]]
+# ranked candidates -> per item, (reason, because_item_id)
+ReasonFn = Callable[[Candidates], list[tuple[str, str]]]
 
 MAX_INTERACTIONS_PER_CALL = 10_000
 MAX_HISTORY_LIMIT = 1000
@@ -172,9 +172,9 @@ class Recommender:
         if missing:
             notes.append(f"shards {list(missing)} did not answer in time")
         items = [
-            Recommendation(self._items.item_ids[row], float(score), self._items.titles[row], *reasons(pos, ranked),
+            Recommendation(self._items.item_ids[row], float(score), self._items.titles[row], reason, because,
                            year=max(0, int(self._items.years[row])), attributes=self._attributes(row))
-            for pos, (row, score) in enumerate(zip(ranked.ids.tolist(), ranked.scores.tolist()))
+            for row, score, (reason, because) in zip(ranked.ids.tolist(), ranked.scores.tolist(), reasons(ranked))
         ]
         return RecommendResult(items, self.version, degraded=bool(notes), missing_shards=missing,
                                notes=tuple(notes))
@@ -288,15 +288,13 @@ class Recommender:
     def _history_reasons(self, rows: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32], taste: str
                          ) -> ReasonFn:
         """"because you watched X" with X the history item that adds most to the item's score."""
-        def reason(pos: int, ranked: Candidates) -> tuple[str, str]:
-            if len(rows):
-                share = self._tower.contributions(vectors, ranked.vectors[pos][None, :])[0]
-                closest = int(rows[int(np.argmax(share))])
-                return f"because you watched {self._items.titles[closest]}", self._items.item_ids[closest]
-            if taste.strip():
-                return f"matches your taste: {taste.strip()}", ""
-            return "popular right now", ""
-        return reason
+        def reasons(ranked: Candidates) -> list[tuple[str, str]]:
+            if len(rows) and len(ranked):
+                closest = rows[np.argmax(self._tower.contributions(vectors, ranked.vectors), axis=1)].tolist()
+                return [(f"because you watched {self._items.titles[c]}", self._items.item_ids[c]) for c in closest]
+            why = f"matches your taste: {taste.strip()}" if taste.strip() else "popular right now"
+            return [(why, "")] * len(ranked)
+        return reasons
 
     async def similar(self, query: SimilarQuery, deadline: Deadline = Deadline()) -> RecommendResult:
         """Items for someone who just watched this one: the item as a one-item history."""
@@ -311,7 +309,7 @@ class Recommender:
         request = RerankRequest(query.k, drop, self._allowed(item_filter))
         title, item_id = self._items.titles[row], query.item_id
         return self._finish(self._without_bias(retrieved), request, deadline,
-                            lambda pos, ranked: (f"similar to {title}", item_id))
+                            lambda ranked: [(f"similar to {title}", item_id)] * len(ranked))
 
     async def search(self, query: SearchQuery, deadline: Deadline = Deadline()) -> RecommendResult:
         """Text search in the text space: cosine to the encoded query; an exact title ranks first."""
@@ -337,10 +335,10 @@ class Recommender:
         request = RerankRequest(query.k, np.zeros(0, np.int64), self._allowed(item_filter))
         title_set = set(title_rows.tolist())
 
-        def reason(pos: int, ranked: Candidates) -> tuple[str, str]:
-            return ("title matches your search" if int(ranked.ids[pos]) in title_set
-                    else f"matches your search: {text}"), ""
-        return self._finish(Retrieved(candidates, retrieved.missing_shards), request, deadline, reason)
+        def reasons(ranked: Candidates) -> list[tuple[str, str]]:
+            return [("title matches your search" if i in title_set else f"matches your search: {text}", "")
+                    for i in ranked.ids.tolist()]
+        return self._finish(Retrieved(candidates, retrieved.missing_shards), request, deadline, reasons)
 
     def record(self, interactions: list[NewInteraction]) -> int:
         """Validate every event, then store them all durably (all or nothing). Blocking."""

@@ -12,16 +12,18 @@ import asyncio
 import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Awaitable, Sequence, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from tastebud.index.merge import MISSING_ID, take_positions, topk_positions
-from tastebud.index.shards import ShardClient, ShardQuery
+from tastebud.index.shards import ShardClient, ShardHits, ShardQuery
 from tastebud.server.candidates import Candidates
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,21 +38,32 @@ async def retrieve(shards: Sequence[ShardClient], query_vector: npt.NDArray[np.f
                    timeout: float | None) -> Retrieved:
     """Search every shard for ``query_vector`` (float32[d]) and merge into the global top ``query.k``."""
     query = dataclasses.replace(query, with_vectors=True)
-    tasks = [asyncio.ensure_future(shard.search(query_vector[None, :], query)) for shard in shards]
-    done, pending = await asyncio.wait(tasks, timeout=None if timeout is None else max(timeout, 0.0))
-    for task in pending:
-        task.cancel()
+    queries = query_vector[None, :]
+    # Shards that must wait (threads, the network) run as tasks; in-process shards whose search
+    # completes at once are awaited in turn, sparing a task and a loop iteration each.
+    tasks = {i: asyncio.ensure_future(shard.search(queries, query))
+             for i, shard in enumerate(shards) if not answers_inline(shard, query.space)}
+    outcomes: dict[int, ShardHits | BaseException | None] = {}
+    for i, shard in enumerate(shards):
+        if i not in tasks:
+            outcomes[i] = await _outcome(shard.search(queries, query))
+    if tasks:
+        done, pending = await asyncio.wait(tasks.values(), timeout=None if timeout is None else max(timeout, 0.0))
+        for task in pending:
+            task.cancel()
+        for i, task in tasks.items():
+            outcomes[i] = (task.exception() or task.result()) if task in done else None
     missing: list[int] = []
     scores, ids, vectors = [], [], []
-    for shard, task in zip(shards, tasks):
-        if task not in done:
+    for i, shard in enumerate(shards):
+        hits = outcomes[i]
+        if hits is None:
             missing.append(shard.shard)
             continue
-        if task.exception() is not None:
-            log.error("shard %d failed", shard.shard, exc_info=task.exception())
+        if isinstance(hits, BaseException):
+            log.error("shard %d failed", shard.shard, exc_info=hits)
             missing.append(shard.shard)
             continue
-        hits = task.result()
         scores.append(hits.scores)
         ids.append(hits.ids)
         vectors.append(hits.vectors)
@@ -71,6 +84,20 @@ async def retrieve(shards: Sequence[ShardClient], query_vector: npt.NDArray[np.f
     return Retrieved(candidates, tuple(missing))
 
 
+def answers_inline(shard: ShardClient, space: str | None = None) -> bool:
+    """A shard's own word that it answers without waiting (``LocalShard``); others are assumed to wait."""
+    check = getattr(shard, "answers_inline", None)
+    return bool(check(space)) if check is not None else False
+
+
+async def _outcome(call: Awaitable[T]) -> T | Exception:
+    """The call's result, or the exception it raised (a shard's failure is reported, not raised)."""
+    try:
+        return await call
+    except Exception as exc:  # noqa: BLE001 - the caller reports it as a missing shard
+        return exc
+
+
 @dataclass(frozen=True, slots=True)
 class Fetched:
     """Vectors of items spread over the shards; rows of shards in ``missing_shards`` are zeros."""
@@ -89,8 +116,11 @@ async def fetch_vectors(shards: Sequence[ShardClient], shard_of_row: npt.NDArray
     owners = shard_of_row[rows]
     by_shard = {shard.shard: shard for shard in shards}
     groups = [(s, np.flatnonzero(owners == s)) for s in np.unique(owners).tolist()]
-    results = await asyncio.gather(*(by_shard[s].vectors(rows[pos], kind) for s, pos in groups),
-                                   return_exceptions=True)
+    if all(answers_inline(by_shard[s]) for s, _ in groups):
+        results = [await _outcome(by_shard[s].vectors(rows[pos], kind)) for s, pos in groups]
+    else:
+        results = await asyncio.gather(*(by_shard[s].vectors(rows[pos], kind) for s, pos in groups),
+                                       return_exceptions=True)
     missing = []
     for (shard, pos), vectors in zip(groups, results):
         if isinstance(vectors, BaseException):
