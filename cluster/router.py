@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from tastebud.index.publish import resolve_version_dir
 from tastebud.index.shards import ShardInfo
 from tastebud.ingest.interaction_store import InteractionStore
 from tastebud.server import convert
-from tastebud.server.app import RunningServer, assemble_recommender, bind_server, set_serving
+from tastebud.server.app import RunningServer, assemble_recommender, bind_server, set_serving, until_stopped
 from tastebud.server.admin import RELOAD_TIMEOUT_SECONDS, SwitchResult
 from tastebud.server.config import ServerConfig
 from tastebud.server.errors import grpc_errors
@@ -227,10 +226,4 @@ async def start_router(cluster: ClusterConfig, config: ServerConfig, encoder: En
 async def serve_router(cluster: ClusterConfig, config: ServerConfig) -> None:
     """Run the router until SIGTERM or SIGINT, then stop gracefully."""
     running = await start_router(cluster, config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"tastebud router serving on {config.host}:{running.port} (Ctrl-C to stop)", flush=True)
-    await stop.wait()
-    await running.stop(config.grace_seconds)
+    await until_stopped(f"router serving on {config.host}:{running.port}", running.stop, config.grace_seconds)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import threading
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -256,11 +255,7 @@ def shard_error(host: ShardHost) -> TastebudError:
 
 async def serve_shard(index: Path, shard: int, host: str, port: int, grace_seconds: float = 5.0, **options) -> None:
     """Run one shard replica until SIGTERM or SIGINT, then stop gracefully."""
+    from tastebud.server.app import until_stopped
+
     running = await start_shard_server(index, shard, host, port, **options)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"tastebud shard {shard} serving on {host}:{running.port} (Ctrl-C to stop)", flush=True)
-    await stop.wait()
-    await running.stop(grace_seconds)
+    await until_stopped(f"shard {shard} serving on {host}:{running.port}", running.stop, grace_seconds)

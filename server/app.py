@@ -14,7 +14,7 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Awaitable, Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -174,14 +174,20 @@ def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | N
     return None
 
 
+async def until_stopped(what: str, stop: Callable[[float], Awaitable[None]], grace_seconds: float) -> None:
+    """Say what is serving, wait for SIGTERM or SIGINT, then ``stop(grace_seconds)``: the life
+    cycle of every tastebud server process (single, shard, router)."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    print(f"tastebud {what} (Ctrl-C to stop)", flush=True)
+    await stopping.wait()
+    log.info("shutting down (grace %.1fs)", grace_seconds)
+    await stop(grace_seconds)
+
+
 async def serve(config: ServerConfig) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
     running = await start_server(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"tastebud serving on {config.host}:{running.port} (Ctrl-C to stop)", flush=True)
-    await stop.wait()
-    log.info("shutting down (grace %.1fs)", config.grace_seconds)
-    await running.stop(config.grace_seconds)
+    await until_stopped(f"serving on {config.host}:{running.port}", running.stop, config.grace_seconds)
