@@ -24,11 +24,12 @@ from grpc_reflection.v1alpha import reflection
 
 from tastebud.cluster import wire
 from tastebud.cluster.config import SHARD_SERVICE
-from tastebud.errors import InvalidInputError, TastebudError, UnavailableError
+from tastebud.errors import IndexIntegrityError, InvalidInputError, TastebudError, UnavailableError
 from tastebud.index.load import open_shard
 from tastebud.index.manifest import read_manifest
 from tastebud.index.publish import resolve_version_dir
 from tastebud.index.shards import LocalShard
+from tastebud.server.app import until_stopped
 from tastebud.server.errors import grpc_errors
 from tastebud.v1 import shard_pb2 as spb
 from tastebud.v1 import shard_pb2_grpc as spb_grpc
@@ -247,15 +248,11 @@ async def start_shard_server(index: Path, shard: int, host: str = "127.0.0.1", p
 
 
 def shard_error(host: ShardHost) -> TastebudError:
-    from tastebud.errors import IndexIntegrityError
-
     version, reason = host.refused
     return IndexIntegrityError(f"shard {host.shard}: cannot serve version {version or '(none)'}: {reason}")
 
 
 async def serve_shard(index: Path, shard: int, host: str, port: int, grace_seconds: float = 5.0, **options) -> None:
     """Run one shard replica until SIGTERM or SIGINT, then stop gracefully."""
-    from tastebud.server.app import until_stopped
-
     running = await start_shard_server(index, shard, host, port, **options)
     await until_stopped(f"shard {shard} serving on {host}:{running.port}", running.stop, grace_seconds)
