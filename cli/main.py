@@ -278,6 +278,9 @@ def parser() -> argparse.ArgumentParser:
     from tastebud.cli.cluster import add_cluster
 
     add_cluster(sub)
+    from tastebud.digest.cli import add_digest
+
+    add_digest(sub)
     return p
 
 
