@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from tastebud.cli.main import main as tastebud_main
 from tastebud.index.build import BuildOptions, build_index
 from tastebud.index.histories import UserHistories
 from tastebud.index.manifest import read_manifest, verify_files
@@ -81,12 +82,17 @@ def test_forget_user_leaves_nothing_of_them(world, encoder) -> None:
             pb.Interaction(user_id=USER, item_id=items[i], timestamp=t, event="play") for i, t in enumerate(LIVE_TIMES)]
             + [pb.Interaction(user_id=USER, item_id=items[5 + i], timestamp=t, event="impression")
                for i, t in enumerate(SHOWN_TIMES)]), timeout=5)
+        outbox = root.parent / "outbox"
+        assert tastebud_main(["digest", "--target", server.target, "--users", USER, "--out", str(outbox),
+                              "--secret", "test-secret", "--no-record", "--no-progress"]) == 0
+        assert len(list(outbox.glob("*.eml"))) == 1
         stub.SetSubscription(pb.SetSubscriptionRequest(user_id=USER, subscribed=False), timeout=5)
         exported = json.loads(admin.ExportUser(admin_pb2.ExportUserRequest(user_id=USER), timeout=10).json)
         assert len(exported["history"]) == 13 and len(exported["recorded_events"]) == 5
         assert exported["subscribed"] is False and len(exported["index_versions_with_history"]) == 2
         needles = [USER.encode()] + [struct.pack(fmt, t) for t in LIVE_TIMES + SHOWN_TIMES for fmt in (">d", "<d")]
         assert files_holding(root, needles), "the test must see the user in the files before forgetting"
+        assert files_holding(outbox, needles[:1])
 
         receipt = admin.ForgetUser(admin_pb2.ForgetUserRequest(user_id=USER), timeout=30)
         assert (receipt.interactions_removed, receipt.impressions_removed, receipt.subscription_removed,
@@ -106,6 +112,9 @@ def test_forget_user_leaves_nothing_of_them(world, encoder) -> None:
         again = admin.ForgetUser(admin_pb2.ForgetUserRequest(user_id=USER), timeout=30)
         assert again.interactions_removed == 0 and again.history_items_removed == 0 and \
             not again.index_versions_rewritten
+        # The command line does the same and also clears the digest's outbox.
+        assert tastebud_main(["forget", "--target", server.target, "--user", USER, "--outbox", str(outbox)]) == 0
+        assert files_holding(outbox, needles) == {} and not list(outbox.glob("*.eml"))
         with pytest.raises(grpc.RpcError) as caught:
             admin.ForgetUser(admin_pb2.ForgetUserRequest(user_id=""), timeout=5)
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "user_id" in caught.value.details()
