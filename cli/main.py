@@ -266,6 +266,9 @@ def parser() -> argparse.ArgumentParser:
     from tastebud.cli.cluster import add_cluster
 
     add_cluster(sub)
+    from tastebud.web.cli import add_web
+
+    add_web(sub)
     return p
 
 

@@ -1,0 +1,156 @@
+"""Fixtures of the website tests: a real tastebud server on the demo data, and the website.
+
+The server is built and started the way tests/integration/conftest.py does it (the real
+bundled model, a small demo index, a real grpc.aio server on a free port in a background
+thread); the minimal code is copied here because that folder's conftest is not visible from
+this one. The website talks to it over gRPC only, exactly as in production: through Starlette's
+TestClient for the route tests, and through uvicorn on a free port for the browser tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from tastebud.embed.encoder import SentenceTransformerEncoder  # noqa: E402
+from tastebud.index.build import BuildOptions, build_index  # noqa: E402
+from tastebud.ingest.config import DatasetConfig  # noqa: E402
+from tastebud.ingest.demo import write_demo_data  # noqa: E402
+from tastebud.ingest.readers import load_dataset  # noqa: E402
+from tastebud.server.app import RunningServer, start_server  # noqa: E402
+from tastebud.server.config import ServerConfig  # noqa: E402
+from tastebud.train.two_tower import TwoTowerConfig  # noqa: E402
+from tastebud.web.app import Settings, create_app  # noqa: E402
+
+DEMO_ITEMS = 600
+DEMO_USERS = 150
+FAST_TWO_TOWER = TwoTowerConfig(epochs=6, threads=1)
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+class TastebudServer:
+    """A real tastebud server on its own event loop in a daemon thread."""
+
+    def __init__(self, config: ServerConfig, encoder) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.running: RunningServer = self.call(start_server(config, encoder))
+        self.target = f"127.0.0.1:{self.running.port}"
+
+    def call(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=120)
+
+    def stop(self) -> None:
+        self.call(self.running.stop(0.5))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def web_demo_index(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    files = write_demo_data(tmp_path_factory.mktemp("web-demo-data"), n_items=DEMO_ITEMS, n_users=DEMO_USERS, seed=0)
+    dataset = load_dataset(files.items, files.interactions, DatasetConfig.from_toml(files.config))
+    encoder = SentenceTransformerEncoder()
+    root = tmp_path_factory.mktemp("web-indexes")
+    build_index(dataset, encoder, root, BuildOptions(n_shards=2, progress=False, retrieval="two_tower",
+                                                     ranker=None, two_tower=FAST_TWO_TOWER))
+    return root, encoder
+
+
+@pytest.fixture(scope="session")
+def tastebud_server(web_demo_index, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TastebudServer]:
+    root, encoder = web_demo_index
+    store = tmp_path_factory.mktemp("web-store") / "interactions.sqlite"
+    server = TastebudServer(ServerConfig(index=root, port=0, store=store, workers=2), encoder)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(tastebud_server: TastebudServer) -> Settings:
+    return Settings(target=tastebud_server.target, timeout=10.0)
+
+
+@pytest.fixture(scope="session")
+def web(settings: Settings):
+    """A TestClient of the website against the real server (one event loop for the session)."""
+    from starlette.testclient import TestClient
+
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        yield client
+
+
+class WebServer:
+    """The website under uvicorn on a free port, in a background thread."""
+
+    def __init__(self, app) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    access_log=False, lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def web_server(settings: Settings) -> Iterator[WebServer]:
+    server = WebServer(create_app(settings))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright (never a browser Playwright downloads)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: run web/setup-browser.sh (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the browser tests save screenshots: a temporary folder, or TASTEBUD_WEB_SCREENSHOTS
+    (``TASTEBUD_WEB_SCREENSHOTS=docs/screenshots pytest tests/web`` refreshes the README's)."""
+    target = os.environ.get("TASTEBUD_WEB_SCREENSHOTS")
+    path = Path(target) if target else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def chromium_missing() -> bool:
+    return shutil.which(str(CHROMIUM)) is None
