@@ -32,7 +32,7 @@ def run_build(args: argparse.Namespace) -> int:
     from tastebud.embed.precomputed import load_precomputed_vectors
     from tastebud.index.build import BuildOptions, build_index
     from tastebud.index.faiss_index import SearchTuning
-    from tastebud.ingest.interaction_store import STORE_NAME, InteractionStore, with_recorded
+    from tastebud.ingest.interaction_store import STORE_NAME, InteractionStore, with_recorded, without_users
 
     started = time.perf_counter()
     dataset = read_inputs(args)
@@ -42,7 +42,8 @@ def run_build(args: argparse.Namespace) -> int:
         store = InteractionStore(store_path)
         try:
             high_water = store.high_water()
-            dataset = with_recorded(dataset, store.all_since(0))
+            # Forgotten users stay forgotten even when the input files still name them.
+            dataset = without_users(with_recorded(dataset, store.all_since(0)), store.forgotten_filter())
         finally:
             store.close()
     tuning = SearchTuning(**{name: value for name, value in (("ef_search", args.ef_search), ("nprobe", args.nprobe))

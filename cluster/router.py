@@ -35,28 +35,18 @@ from tastebud.index.shards import ShardInfo
 from tastebud.ingest.interaction_store import InteractionStore
 from tastebud.server import convert
 from tastebud.server.app import RunningServer, assemble_recommender, bind_server, set_serving
+from tastebud.server.admin import RELOAD_TIMEOUT_SECONDS, SwitchResult
 from tastebud.server.config import ServerConfig
 from tastebud.server.errors import grpc_errors
 from tastebud.server.recommender import Recommender
 from tastebud.server.service import RecommenderService
-from tastebud.v1 import admin_pb2, admin_pb2_grpc
 from tastebud.v1 import recommender_pb2 as pb
 from tastebud.v1 import shard_pb2 as spb
 from tastebud.v1 import shard_pb2_grpc as spb_grpc
 
 log = logging.getLogger(__name__)
 
-ADMIN_SERVICE = admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
 INFO_TIMEOUT_SECONDS = 2.0
-RELOAD_TIMEOUT_SECONDS = 120.0
-
-
-@dataclass(frozen=True, slots=True)
-class SwitchResult:
-    previous: str
-    version: str
-    switched: bool
-    message: str = ""
 
 
 class Router:
@@ -191,26 +181,6 @@ class RouterService(RecommenderService):
         return info
 
 
-class AdminService(admin_pb2_grpc.AdminServicer):
-    def __init__(self, service: RouterService) -> None:
-        self._service = service
-
-    @grpc_errors
-    async def Reload(self, request: admin_pb2.ReloadRequest, context: grpc.aio.ServicerContext
-                     ) -> admin_pb2.ReloadResponse:
-        router = self._service.router
-        if router is None:
-            from tastebud.errors import UnavailableError
-            raise UnavailableError("the router is still starting; retry shortly")
-        wait = request.timeout_seconds if request.timeout_seconds > 0 else RELOAD_TIMEOUT_SECONDS
-        remaining = context.time_remaining()
-        if remaining is not None:
-            wait = min(wait, max(0.0, remaining - 0.5))
-        result = await router.switch_to_published(wait)
-        return admin_pb2.ReloadResponse(previous_version=result.previous, version=result.version,
-                                        switched=result.switched, message=result.message)
-
-
 @dataclass
 class RunningRouter:
     running: RunningServer
@@ -232,8 +202,7 @@ async def start_router(cluster: ClusterConfig, config: ServerConfig, encoder: En
     """Serve the cluster's published version once every shard has it; NOT_SERVING until then."""
     executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="router")
     service = RouterService()
-    running = await bind_server(config, service, executor, extra_services=(
-        (admin_pb2_grpc.add_AdminServicer_to_server, AdminService(service), ADMIN_SERVICE),))
+    running = await bind_server(config, service, executor)
     try:
         loop = asyncio.get_running_loop()
         if encoder is None:
@@ -241,6 +210,7 @@ async def start_router(cluster: ClusterConfig, config: ServerConfig, encoder: En
         running.store = InteractionStore(config.store_path)
         router = Router(cluster, encoder, executor, running.store, service)
         service.router = router
+        running.admin.reload = router.switch_to_published
         result = await router.switch_to_published(start_timeout)
         if not result.switched:
             await router.close()

@@ -37,6 +37,7 @@ from tastebud.v1 import shard_pb2_grpc as spb_grpc
 log = logging.getLogger(__name__)
 
 MAX_HELD_VERSIONS = 2
+MAX_CONNECTION_AGE_MS = 5 * 60 * 1000
 
 
 @dataclass
@@ -220,7 +221,10 @@ async def start_shard_server(index: Path, shard: int, host: str = "127.0.0.1", p
     faiss.omp_set_num_threads(faiss_threads)
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"shard{shard}")
     shard_host = ShardHost(index, shard, executor, tuning_overrides, batching, linger_seconds)
-    server = grpc.aio.server()
+    # Connections are recycled now and then, so a router resolving a DNS target (Kubernetes'
+    # headless Service) finds replicas added by a scale-up; gRPC re-resolves on reconnect.
+    server = grpc.aio.server(options=[("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
+                                      ("grpc.max_connection_age_grace_ms", 10_000)])
     health_servicer = health.aio.HealthServicer()
     spb_grpc.add_ShardServicer_to_server(ShardService(shard_host), server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -87,6 +87,10 @@ spec:
           ports:
             - name: grpc
               containerPort: {port}
+          env:
+            # Anything that caches under $HOME writes to the emptyDir; the root filesystem is read-only.
+            - name: HOME
+              value: /tmp
           resources:
             # 1.6 GiB measured per shard replica at 1M items x 384 dims, 4 shards (deploy/shards.py
             # says more); the limit holds two index versions during a swap.

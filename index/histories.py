@@ -71,6 +71,17 @@ class UserHistories:
         lo, hi = self._offsets[row], self._offsets[row + 1]
         return History(self._items[lo:hi], self._timestamps[lo:hi], self._weights[lo:hi])
 
+    def without(self, user_id: str) -> "UserHistories":
+        """These histories minus one user's (forgetting a user)."""
+        row = self._row.get(user_id)
+        if row is None:
+            return self
+        lo, hi = self._offsets[row], self._offsets[row + 1]
+        keep = np.r_[0:lo, hi:len(self._items)]
+        offsets = np.concatenate([self._offsets[:row], self._offsets[row + 1:] - (hi - lo)])
+        return UserHistories(self.user_ids[:row] + self.user_ids[row + 1:], offsets.astype(np.int64),
+                             self._items[keep], self._timestamps[keep], self._weights[keep])
+
     @classmethod
     def from_events(cls, user_ids: npt.NDArray[np.str_], items: npt.NDArray[np.int64],
                     timestamps: npt.NDArray[np.float64], weights: npt.NDArray[np.float32]) -> "UserHistories":

@@ -8,6 +8,7 @@ NOT_SERVING while the index loads and verifies off the event loop, then flips to
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
@@ -20,15 +21,18 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from tastebud.embed.encoder import Encoder, SentenceTransformerEncoder
+from tastebud.errors import TastebudError
 from tastebud.index.load import LoadedIndex, open_index
+from tastebud.index.publish import resolve_version_dir
 from tastebud.index.shards import ShardClient
 from tastebud.ingest.interaction_store import InteractionStore
+from tastebud.server.admin import ADMIN_SERVICE, AdminService, SwitchResult
 from tastebud.server.config import ServerConfig
 from tastebud.server.live_history import LiveHistories
 from tastebud.server.recommender import Recommender, RecommenderConfig
 from tastebud.server.rerank import RuleReranker
 from tastebud.server.service import RecommenderService
-from tastebud.v1 import recommender_pb2, recommender_pb2_grpc
+from tastebud.v1 import admin_pb2_grpc, recommender_pb2, recommender_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,7 @@ class RunningServer:
     health: health.aio.HealthServicer
     service: RecommenderService
     executor: ThreadPoolExecutor
+    admin: AdminService
     store: InteractionStore | None = None
 
     async def stop(self, grace: float | None = None) -> None:
@@ -100,30 +105,55 @@ async def start_server(config: ServerConfig, encoder: Encoder | None = None) -> 
         raise
     running.store = store
     running.service.recommender = recommender
+    running.admin.reload = functools.partial(reload_in_process, running, config, encoder)
     await set_serving(running)
     log.info("serving index %s on %s:%d", recommender.version, config.host, running.port)
     return running
 
 
-async def bind_server(config: ServerConfig, service: RecommenderService, executor: ThreadPoolExecutor,
-                      extra_services: tuple[tuple[Callable, object, str], ...] = ()) -> RunningServer:
-    """Bind and start a server of ``service`` (plus ``extra_services``: (add_to_server, servicer,
-    full name)) with health NOT_SERVING and reflection; the caller flips health when ready."""
+async def reload_in_process(running: RunningServer, config: ServerConfig, encoder: Encoder,
+                            wait_seconds: float = 0.0) -> SwitchResult:
+    """Adopt the published version in this process: load it beside the one served, then swap."""
+    previous = running.service.serving().version
+    try:
+        version_dir = resolve_version_dir(config.index)
+    except TastebudError as exc:
+        return SwitchResult(previous, previous, False, str(exc))
+    if version_dir.name == previous:
+        return SwitchResult(previous, previous, False, "already serving the published version")
+    loop = asyncio.get_running_loop()
+    try:
+        recommender = await loop.run_in_executor(
+            running.executor, lambda: open_recommender(version_dir, encoder, running.executor, running.store,
+                                                       tuning_overrides=config.tuning_overrides(),
+                                                       batching=config.batch_search))
+    except (TastebudError, OSError) as exc:
+        log.error("not adopting index version %s: %s", version_dir.name, exc)
+        return SwitchResult(previous, previous, False, str(exc))
+    running.service.recommender = recommender
+    log.info("switched from %s to %s", previous, recommender.version)
+    return SwitchResult(previous, recommender.version, True)
+
+
+async def bind_server(config: ServerConfig, service: RecommenderService, executor: ThreadPoolExecutor
+                      ) -> RunningServer:
+    """Bind and start a server of ``service`` and the Admin service, with health NOT_SERVING and
+    reflection; the caller sets what it serves and flips health when ready."""
     server = grpc.aio.server(maximum_concurrent_rpcs=config.max_concurrent_rpcs)
     health_servicer = health.aio.HealthServicer()
+    admin = AdminService(service, executor)
     recommender_pb2_grpc.add_RecommenderServicer_to_server(service, server)
-    for add, servicer, _ in extra_services:
-        add(servicer, server)
+    admin_pb2_grpc.add_AdminServicer_to_server(admin, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    names = (SERVICE_NAME, *(name for _, _, name in extra_services))
-    reflection.enable_server_reflection((*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    reflection.enable_server_reflection((SERVICE_NAME, ADMIN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
+                                        server)
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     port = server.add_insecure_port(f"{config.host}:{config.port}")
     if port == 0:
         raise OSError(f"could not bind {config.host}:{config.port}")
     await server.start()
-    return RunningServer(server, port, health_servicer, service, executor)
+    return RunningServer(server, port, health_servicer, service, executor, admin)
 
 
 async def set_serving(running: RunningServer, serving: bool = True) -> None:

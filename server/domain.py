@@ -27,6 +27,7 @@ class RecommendQuery:
     diversity: float = 0.0
     taste: str = ""
     exclude_items: tuple[str, ...] = ()
+    exclude_shown_within_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,8 @@ class Recommendation:
     title: str
     reason: str
     because_item_id: str = ""
+    year: int = 0
+    attributes: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,16 @@ class IndexSummary:
     created_at: str
     index_type: str
     filter_attributes: tuple[str, ...] = field(default_factory=tuple)
+    newest_year: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UserProfile:
+    user_id: str
+    known: bool
+    subscribed: bool
+    history_length: int
+    history: tuple[tuple[str, str, float], ...] = ()  # (item id, title, timestamp), newest first
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import numpy as np
 
 from tastebud.index.histories import History, UserHistories
 from tastebud.index.items import ItemStore
-from tastebud.ingest.interaction_store import InteractionStore, StoredInteraction
+from tastebud.ingest.interaction_store import IMPRESSION, InteractionStore, StoredInteraction
 
 
 class LiveHistories:
@@ -33,6 +33,8 @@ class LiveHistories:
     def _add(self, rows: Sequence[StoredInteraction]) -> None:
         with self._lock:
             for r in rows:
+                if r.event == IMPRESSION:  # shown, not watched: never part of a history
+                    continue
                 row = self._items.row_of(r.item_id)
                 if row is not None:  # events for items no longer in the catalog are kept in the store only
                     self._recent.setdefault(r.user_id, []).append((row, r.timestamp, r.weight))
@@ -42,6 +44,29 @@ class LiveHistories:
         count = self._store.append(rows) if self._store is not None else len(rows)
         self._add(rows)
         return count
+
+    @property
+    def store(self) -> InteractionStore | None:
+        return self._store
+
+    def known(self, user_id: str) -> bool:
+        with self._lock:
+            return user_id in self._recent or len(self._base.get(user_id)) > 0
+
+    def user_ids(self) -> list[str]:
+        """Build-time users in their order, then users first seen since, in order of arrival."""
+        with self._lock:
+            recent = list(self._recent)
+        base = self._base.user_ids
+        known = set(base)
+        return base + [u for u in recent if u not in known]
+
+    def forget(self, user_id: str) -> int:
+        """Drop the user's history here (build-time and live); returns how many items it held."""
+        with self._lock:
+            held = len(self._base.get(user_id)) + len(self._recent.pop(user_id, ()))
+            self._base = self._base.without(user_id)
+        return held
 
     def get(self, user_id: str) -> History:
         base = self._base.get(user_id)

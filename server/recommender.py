@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tastebud.embed.encoder import Encoder
-from tastebud.errors import InvalidInputError, UnavailableError
+from tastebud.errors import InvalidInputError, PreconditionError, UnavailableError
 from tastebud.index.filters import ItemFilter, ItemTable
 from tastebud.index.histories import History
 from tastebud.index.items import ItemStore
@@ -30,7 +30,8 @@ from tastebud.index.shards import ShardClient, ShardQuery
 from tastebud.ingest.interaction_store import StoredInteraction
 from tastebud.server.features import UserContext, candidate_features
 from tastebud.server.domain import (Deadline, IndexSummary, NewInteraction, Recommendation, RecommendQuery,
-                                    RecommendResult, SearchQuery, SimilarQuery, check_diversity, check_k)
+                                    RecommendResult, SearchQuery, SimilarQuery, UserProfile, check_diversity,
+                                    check_k)
 from tastebud.server.live_history import LiveHistories
 from tastebud.server.candidates import Candidates
 from tastebud.server.rerank import Reranker, RerankRequest
@@ -42,6 +43,9 @@ log = logging.getLogger(__name__)
 ReasonFn = Callable[[int, Candidates], tuple[str, str]]
 
 MAX_INTERACTIONS_PER_CALL = 10_000
+MAX_HISTORY_LIMIT = 1000
+DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 1000, 10_000
+MAX_USER_ID_LENGTH = 256
 TITLE_MATCH_BONUS = 1.0
 
 
@@ -64,6 +68,13 @@ def first_occurrences(history: History) -> History:
         return history
     keep = np.sort(first)
     return History(history.items[keep], history.timestamps[keep], history.weights[keep])
+
+
+def check_user_id(user_id: str, field_name: str = "user_id") -> None:
+    if not user_id.strip():
+        raise InvalidInputError(f"{field_name}: must not be empty")
+    if len(user_id) > MAX_USER_ID_LENGTH or not user_id.isprintable():
+        raise InvalidInputError(f"{field_name}: at most {MAX_USER_ID_LENGTH} printable characters")
 
 
 def normalize_title(text: str) -> str:
@@ -161,11 +172,16 @@ class Recommender:
         if missing:
             notes.append(f"shards {list(missing)} did not answer in time")
         items = [
-            Recommendation(self._items.item_ids[row], float(score), self._items.titles[row], *reasons(pos, ranked))
+            Recommendation(self._items.item_ids[row], float(score), self._items.titles[row], *reasons(pos, ranked),
+                           year=max(0, int(self._items.years[row])), attributes=self._attributes(row))
             for pos, (row, score) in enumerate(zip(ranked.ids.tolist(), ranked.scores.tolist()))
         ]
         return RecommendResult(items, self.version, degraded=bool(notes), missing_shards=missing,
                                notes=tuple(notes))
+
+    def _attributes(self, row: int) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        return tuple((name, tuple(values[row])) for name, values in sorted(self._items.attributes.items())
+                     if values[row])
 
     def _allowed(self, item_filter: ItemFilter | None) -> npt.NDArray[np.bool_] | None:
         return None if item_filter is None else self._table.mask(item_filter)
@@ -214,15 +230,22 @@ class Recommender:
         return self._tower.query(user), history, recent_vectors, fetched.missing_shards
 
     def excluded(self, query: RecommendQuery, history: History) -> npt.NDArray[np.int64]:
-        """Rows a request must never get: its history (unless include_seen) and exclude_items."""
+        """Rows a request must never get: its history (unless include_seen), exclude_items, and
+        what the user was shown within exclude_shown_within_seconds."""
         drop = self._rows(query.exclude_items, "exclude_items")
         if not query.include_seen:
             drop = np.concatenate([drop, history.items])
+        if query.exclude_shown_within_seconds > 0 and query.user_id and self._histories.store is not None:
+            shown = self._histories.store.shown_since(query.user_id, time.time() - query.exclude_shown_within_seconds)
+            drop = np.concatenate([drop, self._items.rows_of(shown)[0]])
         return np.unique(drop)
 
     async def recommend(self, query: RecommendQuery, deadline: Deadline = Deadline()) -> RecommendResult:
         check_k(query.k)
         check_diversity(query.diversity)
+        window = query.exclude_shown_within_seconds
+        if not np.isfinite(window) or window < 0:
+            raise InvalidInputError(f"exclude_shown_within_seconds: must be finite and >= 0, got {window}")
         item_filter = self._check_filter(query.item_filter)
         restrict = self._rows(query.restrict_to, "restrict_to") if query.restrict_to else None
         vector, history, recent_vectors, unheard = await self._user_query(query)
@@ -341,6 +364,45 @@ class Recommender:
 
     def info(self) -> IndexSummary:
         m = self._index.manifest
+        years = self._items.years[self._items.years > 0]
         return IndexSummary(m.version, m.n_items, m.n_users, len(m.shards), m.model.name, m.model.dimension,
-                            m.created_at, m.factory, m.filter_attributes)
+                            m.created_at, m.factory, m.filter_attributes, int(years.max()) if len(years) else 0)
+
+    @property
+    def histories(self) -> LiveHistories:
+        return self._histories
+
+    def user(self, user_id: str, history_limit: int = 0) -> UserProfile:
+        """What a surface shows of a user: new or known, subscribed, the latest history items."""
+        check_user_id(user_id)
+        if not 0 <= history_limit <= MAX_HISTORY_LIMIT:
+            raise InvalidInputError(f"history_limit: must be within 0..{MAX_HISTORY_LIMIT}, got {history_limit}")
+        history = self._histories.get(user_id)
+        store = self._histories.store
+        choice = store.subscription(user_id) if store is not None else None
+        latest = [(self._items.item_ids[row], self._items.titles[row], float(ts))
+                  for row, ts in zip(history.items[::-1][:history_limit].tolist(),
+                                     history.timestamps[::-1][:history_limit].tolist())]
+        return UserProfile(user_id, len(history) > 0, choice is not False, len(history), tuple(latest))
+
+    def list_users(self, page_size: int, page_token: str) -> tuple[list[str], str]:
+        """A page of user ids and the token of the next page ('' after the last)."""
+        size = page_size or DEFAULT_PAGE_SIZE
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise InvalidInputError(f"page_size: must be within 1..{MAX_PAGE_SIZE}, got {page_size}")
+        if page_token and not page_token.isdigit():
+            raise InvalidInputError(f"page_token: not a token this server gave out: {page_token!r}")
+        start = int(page_token or 0)
+        users = self._histories.user_ids()
+        page = users[start:start + size]
+        return page, str(start + size) if start + size < len(users) else ""
+
+    def set_subscription(self, user_id: str, subscribed: bool) -> bool:
+        """Record the user's email choice durably. Blocking."""
+        check_user_id(user_id)
+        store = self._histories.store
+        if store is None:
+            raise PreconditionError("this server has no interaction store to keep subscriptions in")
+        store.set_subscription(user_id, subscribed)
+        return subscribed
 

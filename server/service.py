@@ -37,6 +37,10 @@ class RecommenderService(pb_grpc.RecommenderServicer):
 
     @property
     def _recommender(self) -> Recommender:
+        return self.serving()
+
+    def serving(self) -> Recommender:
+        """The core being served; UNAVAILABLE while the index is still loading."""
         if self.recommender is None:
             raise UnavailableError("the index is still loading; retry shortly")
         return self.recommender
@@ -65,6 +69,24 @@ class RecommenderService(pb_grpc.RecommenderServicer):
         loop = asyncio.get_running_loop()
         recorded = await loop.run_in_executor(self._executor, self._recommender.record, events)
         return pb.RecordInteractionsResponse(recorded=recorded)
+
+    @grpc_errors
+    async def GetUser(self, request: pb.GetUserRequest, context: grpc.aio.ServicerContext) -> pb.UserProfile:
+        return convert.user_profile(self._recommender.user(request.user_id, request.history_limit))
+
+    @grpc_errors
+    async def ListUsers(self, request: pb.ListUsersRequest, context: grpc.aio.ServicerContext
+                        ) -> pb.ListUsersResponse:
+        users, token = self._recommender.list_users(request.page_size, request.page_token)
+        return pb.ListUsersResponse(user_ids=users, next_page_token=token)
+
+    @grpc_errors
+    async def SetSubscription(self, request: pb.SetSubscriptionRequest, context: grpc.aio.ServicerContext
+                              ) -> pb.SetSubscriptionResponse:
+        loop = asyncio.get_running_loop()
+        subscribed = await loop.run_in_executor(self._executor, self._recommender.set_subscription,
+                                                request.user_id, request.subscribed)
+        return pb.SetSubscriptionResponse(subscribed=subscribed)
 
     @grpc_errors
     async def GetIndexInfo(self, request: pb.GetIndexInfoRequest, context: grpc.aio.ServicerContext) -> pb.IndexInfo:

@@ -360,3 +360,35 @@ def test_every_manifest_uses_the_image_the_dockerfile_names(rendered):
     named = re.search(r"-t (\S+) \.", (DEPLOY / "Dockerfile").read_text()).group(1)
     images = {c["image"] for o in rendered for pod in validate._pod_specs(o) for c in validate._containers(pod)}
     assert images == {named}
+
+
+# Shared libraries the slim base image has (Debian's essential packages: libc6, libgcc-s1,
+# libstdc++6, zlib1g), by soname; the Dockerfile must apt-get install the package of any other.
+SLIM_HAS = {"libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1", "libutil.so.1",
+            "libresolv.so.2", "libgcc_s.so.1", "libstdc++.so.6", "libz.so.1"}
+DEBIAN_PACKAGE = {"libgomp.so.1": "libgomp1"}
+
+
+@pytest.mark.skipif(not shutil.which("ldd"), reason="needs ldd")
+def test_the_image_installs_every_system_library_the_compiled_dependencies_load():
+    import site
+
+    site_packages = Path(next(p for p in site.getsitepackages() if p.endswith("site-packages")))
+    libraries = [str(p) for p in site_packages.rglob("*.so*") if p.is_file()]
+    system: dict[str, str] = {}
+    for start in range(0, len(libraries), 200):
+        out = subprocess.run(["ldd", *libraries[start:start + 200]], capture_output=True, text=True).stdout
+        owner = ""
+        for line in out.splitlines():
+            if not line.startswith("\t"):
+                owner = line.rstrip(":")
+            elif "=>" in line:
+                name, _, target = line.strip().partition(" => ")
+                if target.startswith("not found"):
+                    continue  # optional plugins (CUDA providers and the like) that nothing loads here
+                if str(site_packages) not in target:
+                    system.setdefault(name, owner)
+    installed = " ".join(args for word, args in _dockerfile_instructions() if word == "RUN" and "apt-get" in args)
+    missing = {name: owner for name, owner in system.items() if name not in SLIM_HAS
+               and not (name in DEBIAN_PACKAGE and f" {DEBIAN_PACKAGE[name]}" in installed)}
+    assert not missing, f"system libraries loaded by installed packages but not in the image: {missing}"

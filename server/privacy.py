@@ -1,0 +1,138 @@
+"""Forgetting and exporting a user: everything tastebud keeps of a person, removed or handed over.
+
+Where a user lives, and what forgetting does there:
+- the interaction store (SQLite): their events, impressions and email choice are deleted with
+  ``secure_delete``, the file is vacuumed and the WAL truncated, so no page still holds them;
+  a salted hash of the id stays, so the next ``tastebud build`` leaves them out even when its
+  input files still name them;
+- the loaded index: their build-time history is dropped from memory at once, so their next
+  Recommend is the cold-start answer;
+- every index version on disk: ``users.parquet`` is rewritten without them and the manifest's
+  checksum updated (each file replaced atomically);
+- the trained-model cache of the index root: emptied, since a cached model was fitted on their
+  events (the next build retrains). The models themselves hold no per-user parameters: the user
+  tower pools item vectors, and the ranker's features are item-level, so nothing else needs
+  removing from a model.
+Shard processes hold only item vectors, nothing of users.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tastebud.index.histories import UserHistories
+from tastebud.index.manifest import MANIFEST_NAME, read_manifest, sha256_file
+from tastebud.server.recommender import Recommender, check_user_id
+
+USERS_FILE = "users.parquet"
+MODEL_CACHE = Path(".cache") / "models"
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetReceipt:
+    user_id: str
+    interactions_removed: int = 0
+    impressions_removed: int = 0
+    subscription_removed: bool = False
+    history_items_removed: int = 0
+    index_versions_rewritten: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    """Write ``data`` beside ``path`` and rename over it: readers see the old file or the new."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def forget_in_version(version_dir: Path, user_id: str) -> bool:
+    """Rewrite one version's users file without the user (and its manifest's checksum). True if
+    the user was there."""
+    path = version_dir / USERS_FILE
+    histories = UserHistories.read(path)
+    remaining = histories.without(user_id)
+    if remaining is histories:
+        return False
+    fd, tmp = tempfile.mkstemp(dir=version_dir, prefix=f".{USERS_FILE}.")
+    os.close(fd)
+    try:
+        remaining.write(Path(tmp))
+        data = Path(tmp).read_bytes()
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    _replace_file(path, data)
+    manifest_path = version_dir / MANIFEST_NAME
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["files"][USERS_FILE] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    manifest["n_users"] = len(remaining)
+    _replace_file(manifest_path, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    return True
+
+
+def index_versions(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and (p / MANIFEST_NAME).is_file()) if root.is_dir() else []
+
+
+def forget_user(recommender: Recommender, user_id: str) -> ForgetReceipt:
+    """Remove the user everywhere (see the module's docstring). Blocking. Unknown: empty receipt."""
+    check_user_id(user_id)
+    histories = recommender.histories
+    store = histories.store
+    root = recommender.index.version_dir.parent
+    versions = [v for v in index_versions(root) if user_id in UserHistories.read(v / USERS_FILE).user_ids]
+    in_store = store is not None and (store.history(user_id, impressions=True) or
+                                      store.subscription(user_id) is not None)
+    if not versions and not in_store and not histories.known(user_id):
+        return ForgetReceipt(user_id)
+    counts = store.forget(user_id) if store is not None else None
+    held = histories.forget(user_id)
+    for version_dir in versions:
+        forget_in_version(version_dir, user_id)
+    notes = []
+    cache = root / MODEL_CACHE
+    if cache.exists():
+        shutil.rmtree(cache)
+        notes.append("the trained-model cache was emptied: the next build retrains without this user")
+    if store is None:
+        notes.append("this server has no interaction store")
+    return ForgetReceipt(user_id, counts.interactions if counts else 0, counts.impressions if counts else 0,
+                         counts.subscription if counts else False, held, tuple(v.name for v in versions),
+                         tuple(notes))
+
+
+def export_user(recommender: Recommender, user_id: str) -> dict[str, Any]:
+    """Everything tastebud holds about the user, as JSON-ready data. Blocking."""
+    check_user_id(user_id)
+    items = recommender.items
+    history = recommender.histories.get(user_id)
+    store = recommender.histories.store
+    events = store.history(user_id, impressions=True) if store is not None else []
+    profile = recommender.user(user_id)
+    return {
+        "user_id": user_id,
+        "known": profile.known,
+        "subscribed": profile.subscribed,
+        "subscription_choice": store.subscription(user_id) if store is not None else None,
+        "history": [{"item_id": items.item_ids[row], "title": items.titles[row], "timestamp": float(ts),
+                     "weight": float(w)}
+                    for row, ts, w in zip(history.items.tolist(), history.timestamps.tolist(),
+                                          history.weights.tolist())],
+        "recorded_events": [{k: v for k, v in asdict(e).items() if k != "user_id"} for e in events],
+        "index_versions_with_history": [v.name for v in index_versions(recommender.index.version_dir.parent)
+                                        if user_id in UserHistories.read(v / USERS_FILE).user_ids],
+    }
