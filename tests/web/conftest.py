@@ -9,12 +9,7 @@ TestClient for the route tests, and through uvicorn on a free port for the brows
 
 from __future__ import annotations
 
-import asyncio
 import os
-import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -27,40 +22,16 @@ from tastebud.index.build import BuildOptions, build_index  # noqa: E402
 from tastebud.ingest.config import DatasetConfig  # noqa: E402
 from tastebud.ingest.demo import write_demo_data  # noqa: E402
 from tastebud.ingest.readers import load_dataset  # noqa: E402
-from tastebud.server.app import RunningServer, start_server  # noqa: E402
 from tastebud.server.config import ServerConfig  # noqa: E402
 from tastebud.train.two_tower import TwoTowerConfig  # noqa: E402
 from tastebud.web.app import Settings, create_app  # noqa: E402
+
+from web_support import TastebudServer, WebServer  # noqa: E402
 
 DEMO_ITEMS = 600
 DEMO_USERS = 150
 FAST_TWO_TOWER = TwoTowerConfig(epochs=6, threads=1)
 CHROMIUM = Path("/usr/bin/chromium")
-
-
-class TastebudServer:
-    """A real tastebud server on its own event loop in a daemon thread."""
-
-    def __init__(self, config: ServerConfig, encoder) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.running: RunningServer = self.call(start_server(config, encoder))
-        self.target = f"127.0.0.1:{self.running.port}"
-
-    def call(self, coroutine):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=120)
-
-    def stop(self) -> None:
-        self.call(self.running.stop(0.5))
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -97,29 +68,6 @@ def web(settings: Settings):
         yield client
 
 
-class WebServer:
-    """The website under uvicorn on a free port, in a background thread."""
-
-    def __init__(self, app) -> None:
-        import uvicorn
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    access_log=False, lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
 @pytest.fixture(scope="session")
 def web_server(settings: Settings) -> Iterator[WebServer]:
     server = WebServer(create_app(settings))
@@ -151,6 +99,3 @@ def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
 
-
-def chromium_missing() -> bool:
-    return shutil.which(str(CHROMIUM)) is None
