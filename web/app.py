@@ -284,16 +284,18 @@ class Site:
                         if taste and taste.genres and (new_user or profile is None) else None)
 
         info_task = asyncio.ensure_future(self.client.index_info())
-        calls: dict[str, Awaitable[Answer]] = {
+        calls: dict[str, Awaitable[Any]] = {
             "top": self.client.recommend(user_id, 2 * n, diversity=s.diversity, taste=taste_text,
                                          filter=picks_filter),
             "popular": self.client.recommend("", 2 * n, exclude_items=seen),
         }
-        because_title = None
+        because_title, recent_id = None, None
         if profile and profile.history:
             recent_id, recent_title, _ = profile.history[0]
             because_title = recent_title or recent_id
             calls["because"] = self.client.similar(recent_id, 2 * n + len(seen))
+            if s.labels.kinds:  # "watched" or "listened to" depends on the recent item's kind
+                calls["recent"] = self.client.item(recent_id)
         keys = list(calls)
         results = dict(zip(keys, await asyncio.gather(*calls.values(), return_exceptions=True)))
         try:
@@ -309,7 +311,9 @@ class Site:
 
         rows = [Row("top", "Top picks for you")]
         if "because" in results:
-            rows.append(Row("because", f"Because you {words.verb} {because_title}"))
+            recent = results.get("recent")
+            verb = s.labels.for_kind(recent.kind).verb if isinstance(recent, Card) else words.verb
+            rows.append(Row("because", f"Because you {verb} {because_title}"))
         elif profile_error is not None:
             rows.append(Row("because", f"Because you {words.verb} …", error=profile_error.message,
                             outage=profile_error.outage))
@@ -331,7 +335,7 @@ class Site:
                 row.cards = _take(result.cards, shown, n)
                 row.notes = result.notes if result.degraded else ()
                 if row.key == "new":
-                    row.empty = f"Nothing new for you right now."
+                    row.empty = "Nothing new for you right now."
         return rows
 
     async def onboarding(self, request: Request) -> Response:

@@ -90,6 +90,8 @@ def run_demo_web(args: argparse.Namespace) -> int:
             return code
     port = free_port()
     target = f"127.0.0.1:{port}"
+    if args.labels is None and args.label == "watched":  # films and albums: the words follow each item's kind
+        args.labels = Path(__file__).with_name("demo-labels.toml")
     settings = settings_from_args(args, target)
     print(f"== tastebud serve --index {index_root} --port {port}")
     server = subprocess.Popen([sys.executable, "-m", "tastebud.cli.main", "serve", "--index", str(index_root),

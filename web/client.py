@@ -132,6 +132,12 @@ class TastebudClient:
             request.filter.CopyFrom(filter)
         return Answer.from_proto(await self._call("Recommend", request))
 
+    async def item(self, item_id: str) -> Card | None:
+        """One item with its attributes, by id (Recommend restricted to it, seen or not)."""
+        request = pb.RecommendRequest(user_id="", k=1, restrict_to=[item_id], include_seen=True)
+        items = (await self._call("Recommend", request)).items
+        return Card.from_proto(items[0]) if items else None
+
     async def similar(self, item_id: str, k: int) -> Answer:
         return Answer.from_proto(await self._call("SimilarItems", pb.SimilarItemsRequest(item_id=item_id, k=k)))
 

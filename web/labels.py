@@ -2,12 +2,14 @@
 
 One small configuration, from ``--label watched|listened`` or a TOML file (``--labels``)::
 
-    verb = "listened"          # past tense in "Because you listened to ..." and the button
+    preset = "listened"        # start from these words, then override any of them:
+    verb = "listened to"       # reads after "Because you"
     action = "Mark listened"   # the button on each card
+    done = "Listened"          # what the page says after the button
     event = "play"             # the interaction event the button records
     noun = "album"             # one item ("Search albums")
     nouns = "albums"
-    [kinds]                    # optional: per item kind (the catalog's "kind" attribute)
+    [kinds]                    # optional: a preset per item kind (the catalog's "kind" attribute)
     movie = "watched"
     album = "listened"
 

@@ -296,3 +296,21 @@ def test_server_slow_the_page_says_so_with_a_503() -> None:
             sign_in(client, "1")
             page = client.get("/home")
             assert page.status_code == 503 and "slow to answer" in page.text
+
+
+def test_demo_labels_follow_each_items_kind(settings: Settings) -> None:
+    from pathlib import Path
+
+    import tastebud.web
+
+    labels = Labels.from_toml(Path(tastebud.web.__file__).with_name("demo-labels.toml"))
+    mixed = Settings(target=settings.target, timeout=settings.timeout, labels=labels)
+    with TestClient(create_app(mixed), follow_redirects=False) as client:
+        sign_in(client, "2")  # user 2 plays only jazz albums
+        jazz = client.get("/home").text
+        assert "Because you listened to" in jazz and "Mark listened" in jazz
+        sign_in(client, "3")  # user 3 watches only horror films
+        horror = client.get("/home").text
+        assert "Because you watched" in horror
+        top = row_html(horror, "top")
+        assert "Mark watched" in top and "Mark listened" not in top
