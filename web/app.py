@@ -204,7 +204,7 @@ class Site:
             identity.sign_in(response, user_id)
             response.delete_cookie(self.settings.taste_cookie)
             return response
-        users, next_token, error = [], "", None
+        users, next_token, error, status = [], "", None, 200
         token = request.query_params.get("page", "")
         if len(token) > 200:
             raise BadForm("page", "is not a page of this list")
@@ -212,14 +212,11 @@ class Site:
             try:
                 users, next_token = await self.client.list_users(self.settings.users_per_page, token)
             except ServiceError as exc:
-                error = exc.message
-        status = 503 if error and self._outage_message(error) else 200
+                if exc.code.name == "INVALID_ARGUMENT" and token:
+                    raise BadForm("page", "is not a page of this list") from None
+                error, status = exc.message, 503 if exc.outage else 200
         return self.render(request, "signin.html", status, users=users, next_token=next_token, error=error,
                            user_id=identity.current_user(request))
-
-    @staticmethod
-    def _outage_message(message: str) -> bool:
-        return "not reachable" in message or "slow to answer" in message or "busy" in message
 
     async def signout(self, request: Request) -> Response:
         response = RedirectResponse("/signin", status_code=303)

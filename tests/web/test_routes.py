@@ -314,3 +314,8 @@ def test_demo_labels_follow_each_items_kind(settings: Settings) -> None:
         assert "Because you watched" in horror
         top = row_html(horror, "top")
         assert "Mark watched" in top and "Mark listened" not in top
+
+
+def test_a_bad_page_token_on_sign_in_is_a_400(web: TestClient) -> None:
+    response = web.get("/signin?page=not-a-token")
+    assert response.status_code == 400 and 'data-field="page"' in response.text
