@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Iterable
@@ -57,6 +58,7 @@ class Settings:
     genre_attribute: str = "genres"
     users_per_page: int = 60
     taste_cookie: str = "tastebud_taste"
+    info_ttl: float = 30.0  # seconds a GetIndexInfo answer is reused
 
 
 class BadForm(Exception):
@@ -134,6 +136,7 @@ class Site:
         self.templates.env.globals.update(labels=settings.labels, rating_range=range(RATING_MIN, RATING_MAX + 1))
         self.client: TastebudClient | None = None
         self._genres: list[str] | None = None
+        self._info: tuple[float, Any] | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -280,31 +283,27 @@ class Site:
         picks_filter = (genre_filter(s.genre_attribute, taste.genres)
                         if taste and taste.genres and (new_user or profile is None) else None)
 
-        info_task = asyncio.ensure_future(self.client.index_info())
+        async def new_for_you() -> Answer | None:
+            newest = int((await self.index_info()).newest_year)
+            if newest <= 0:
+                return None  # no release years in this catalog
+            return await self.client.recommend(user_id, 2 * n, taste=taste_text,
+                                               filter=genre_filter(s.genre_attribute, [], year_min=newest - 1))
+
         calls: dict[str, Awaitable[Any]] = {
             "top": self.client.recommend(user_id, 2 * n, diversity=s.diversity, taste=taste_text,
                                          filter=picks_filter),
+            "new": new_for_you(),
             "popular": self.client.recommend("", 2 * n, exclude_items=seen),
         }
-        because_title, recent_id = None, None
+        because_title = None
         if profile and profile.history:
             recent_id, recent_title, _ = profile.history[0]
             because_title = recent_title or recent_id
             calls["because"] = self.client.similar(recent_id, 2 * n + len(seen))
             if s.labels.kinds:  # "watched" or "listened to" depends on the recent item's kind
                 calls["recent"] = self.client.item(recent_id)
-        keys = list(calls)
-        results = dict(zip(keys, await asyncio.gather(*calls.values(), return_exceptions=True)))
-        try:
-            info = await info_task
-            newest = int(info.newest_year)
-            if newest > 0:
-                results["new"] = await _settle(self.client.recommend(
-                    user_id, 2 * n, taste=taste_text, filter=genre_filter(s.genre_attribute, [], year_min=newest - 1)))
-            else:
-                results["new"] = None
-        except ServiceError as exc:
-            results["new"] = exc
+        results = dict(zip(calls, await asyncio.gather(*calls.values(), return_exceptions=True)))
 
         rows = [Row("top", "Top picks for you")]
         if "because" in results:
@@ -334,6 +333,15 @@ class Site:
                 if row.key == "new":
                     row.empty = "Nothing new for you right now."
         return rows
+
+    async def index_info(self):
+        """GetIndexInfo, kept for ``info_ttl`` seconds (newest_year moves only with a new index)."""
+        now = time.monotonic()
+        if self._info is not None and now - self._info[0] < self.settings.info_ttl:
+            return self._info[1]
+        info = await self.client.index_info()
+        self._info = (now, info)
+        return info
 
     async def onboarding(self, request: Request) -> Response:
         user_id = self._require_user(request)
@@ -370,7 +378,7 @@ class Site:
         if self._genres is not None:
             return self._genres, None
         try:
-            info = await self.client.index_info()
+            info = await self.index_info()
             if self.settings.genre_attribute not in info.filter_attributes:
                 self._genres = []
                 return [], None
@@ -441,13 +449,6 @@ class Site:
             error, status = exc.message, 503 if exc.outage else 200
         return self.render(request, "search.html", status, q=q, answer=answer, error=error,
                            next_url=f"/search?q={quote(q)}", user_id=user_id)
-
-
-async def _settle(call: Awaitable[Answer]) -> Answer | ServiceError:
-    try:
-        return await call
-    except ServiceError as exc:
-        return exc
 
 
 def _take(cards: Iterable[Card], shown: set[str], n: int) -> list[Card]:

@@ -31,7 +31,7 @@ from web_support import TastebudServer, WebServer  # noqa: E402
 DEMO_ITEMS = 600
 DEMO_USERS = 150
 FAST_TWO_TOWER = TwoTowerConfig(epochs=6, threads=1)
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("TASTEBUD_CHROMIUM", "/usr/bin/chromium"))  # another path: to test the skip
 
 
 @pytest.fixture(scope="session")
