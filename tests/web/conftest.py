@@ -77,9 +77,13 @@ def web_server(settings: Settings) -> Iterator[WebServer]:
 
 @pytest.fixture(scope="session")
 def browser():
-    """Debian's Chromium driven by Playwright (never a browser Playwright downloads)."""
+    """Debian's Chromium driven by Playwright (never a browser Playwright downloads). Skipped when
+    missing, unless TASTEBUD_REQUIRE_BROWSER=1 (then the tests fail)."""
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: run web/setup-browser.sh (apt-get install chromium)")
+        message = f"{CHROMIUM} is missing: run web/setup-browser.sh (apt-get install chromium)"
+        if os.environ.get("TASTEBUD_REQUIRE_BROWSER") == "1":  # CI: a missing browser is a failure, not a skip
+            pytest.fail(message)
+        pytest.skip(message)
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
     with sync_api.sync_playwright() as p:
