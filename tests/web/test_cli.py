@@ -44,3 +44,12 @@ def test_bad_labels_file_is_refused_by_name(tmp_path) -> None:
     result = subprocess.run([sys.executable, "-m", "tastebud.cli.main", "web", "--labels", str(labels)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "colour" in result.stderr
+
+
+def test_the_website_imports_no_server_internals() -> None:
+    code = ("import sys, tastebud.web.app, tastebud.web.cli, tastebud.web.client; "
+            "print(sorted(m for m in sys.modules if m.split('.')[:2] in "
+            "(['tastebud', 'server'], ['tastebud', 'index'], ['tastebud', 'embed'], ['tastebud', 'train'], "
+            "['tastebud', 'ingest'], ['tastebud', 'cluster'])))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "[]"
