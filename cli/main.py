@@ -276,11 +276,12 @@ def parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_loadtest(sub)
     from tastebud.cli.cluster import add_cluster
+    from tastebud.digest.cli import add_digest
+    from tastebud.web.cli import add_web
 
     add_cluster(sub)
-    from tastebud.digest.cli import add_digest
-
     add_digest(sub)
+    add_web(sub)
     return p
 
 
