@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test proto proto-check venv clean bench bench-ann bench-embedding bench-peers bench-serving
+.PHONY: demo test web browser proto proto-check venv clean bench bench-ann bench-embedding bench-peers bench-serving bench-cluster
 
 venv: $(STAMP)
 
@@ -26,8 +26,20 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/tastebud demo --workdir $(DEMO_DIR)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# The homepage website on the demo data: demo data + index (once, in $(DEMO_DIR)), then tastebud
+# serve + tastebud web on http://127.0.0.1:$(WEB_PORT); Ctrl-C stops both.
+WEB_PORT ?= 8080
+web: $(STAMP)
+	$(BIN)/tastebud web --demo --workdir $(DEMO_DIR) --port $(WEB_PORT)
+
+# Debian's Chromium for the browser tests (tests/web/test_browser.py; Playwright never downloads
+# one). Needs root or sudo; without them the browser tests are skipped, saying why (.ci/run
+# installs it and makes a missing browser a failure).
+browser:
+	bash web/setup-browser.sh || echo "make: Chromium could not be installed; the browser tests will be skipped" >&2
 
 # The one command that regenerates the gRPC code in proto/tastebud/v1 (never edit it by hand).
 proto: $(STAMP)

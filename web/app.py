@@ -59,6 +59,7 @@ class Settings:
     users_per_page: int = 60
     taste_cookie: str = "tastebud_taste"
     info_ttl: float = 30.0  # seconds a GetIndexInfo answer is reused
+    unsubscribe_secret: str = ""  # shared with `tastebud digest` (its links are signed with it); "": page off
 
 
 class BadForm(Exception):
@@ -183,11 +184,36 @@ class Site:
             Route("/onboarding", self.onboarding, methods=["GET", "POST"]),
             Route("/interact", self.interact, methods=["POST"]),
             Route("/search", self.search),
+            Route("/unsubscribe", self.unsubscribe, methods=["GET", "POST"]),
             Route("/healthz", self.healthz),
             Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
         ]
 
     # -- pages ------------------------------------------------------------------------------
+    async def unsubscribe(self, request: Request) -> Response:
+        """The weekly email's unsubscribe link: GET asks (mail scanners follow links), POST does
+        it, including the mail client's RFC 8058 one-click POST. The link's token is an HMAC of
+        the user id under the secret the digest signed it with."""
+        from tastebud.digest.tokens import verify_unsubscribe_token
+
+        user_id, token = request.query_params.get("user", ""), request.query_params.get("token", "")
+        if not self.settings.unsubscribe_secret:
+            raise BadForm("token", "this site has no unsubscribe secret configured (tastebud web --secret)")
+        problem = check_user_id(user_id)
+        if problem:
+            raise BadForm("user", problem)
+        if not token or not verify_unsubscribe_token(self.settings.unsubscribe_secret, user_id, token):
+            raise BadForm("token", "this unsubscribe link is not valid for that user")
+        if request.method == "GET":
+            return self.render(request, "unsubscribe.html", user=user_id, token=token, done=False)
+        assert self.client is not None
+        try:
+            await self.client.set_subscription(user_id, False)
+        except ServiceError as exc:
+            return self.render(request, "error.html", 503, title="Could not unsubscribe right now",
+                               problem=exc.message, field=None)
+        return self.render(request, "unsubscribe.html", user=user_id, token=token, done=True)
+
     async def healthz(self, request: Request) -> Response:
         return PlainTextResponse("ok")
 

@@ -33,6 +33,8 @@ def add_web(sub: argparse._SubParsersAction) -> None:
                    help="the catalog's verb: 'watched' (movies) or 'listened' (music)")
     p.add_argument("--labels", type=Path, help="TOML with the site's words (verb, action, event, nouns, [kinds])")
     p.add_argument("--row-size", type=int, default=10, help="cards per row")
+    p.add_argument("--secret", default=None,
+                   help="the digest's unsubscribe secret, to serve its links at /unsubscribe (default: $TASTEBUD_DIGEST_SECRET)")
     p.add_argument("--demo", action="store_true",
                    help="generate the demo data and index (once) and start tastebud serve on it; ignores --target")
     p.add_argument("--workdir", type=Path, default=Path(".demo"), help="with --demo: where demo data and indexes go")
@@ -51,7 +53,11 @@ def settings_from_args(args: argparse.Namespace, target: str):
         labels = Labels.from_toml(args.labels, args.label) if args.labels else Labels.preset(args.label)
     except (OSError, ValueError) as exc:
         raise TastebudError(f"--labels: {exc}") from None
-    return Settings(target=target, timeout=args.timeout, labels=labels, row_size=args.row_size)
+    from tastebud.digest.tokens import SECRET_ENV
+
+    secret = args.secret if args.secret is not None else os.environ.get(SECRET_ENV, "")
+    return Settings(target=target, timeout=args.timeout, labels=labels, row_size=args.row_size,
+                    unsubscribe_secret=secret)
 
 
 def serve_web(settings, host: str, port: int) -> None:

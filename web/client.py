@@ -160,6 +160,10 @@ class TastebudClient:
                     history_length=p.history_length,
                     history=[(h.item_id, h.title, h.timestamp) for h in p.history])
 
+    async def set_subscription(self, user_id: str, subscribed: bool) -> bool:
+        r = await self._call("SetSubscription", pb.SetSubscriptionRequest(user_id=user_id, subscribed=subscribed))
+        return r.subscribed
+
     async def list_users(self, page_size: int = 60, page_token: str = "") -> tuple[list[str], str]:
         r = await self._call("ListUsers", pb.ListUsersRequest(page_size=page_size, page_token=page_token))
         return list(r.user_ids), r.next_page_token
