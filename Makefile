@@ -55,7 +55,7 @@ ML100K ?= ../shared/data/ml-100k
 BENCH_DIR ?= .bench
 SCALE_SIZES ?= 100000 300000 1000000
 
-bench: bench-ann bench-embedding bench-serving bench-peers
+bench: bench-ann bench-embedding bench-serving bench-peers bench-cluster
 
 bench-ann: $(STAMP)
 	$(BIN)/python bench/ann.py --dataset text
@@ -80,6 +80,10 @@ bench-serving: $(STAMP)
 	done
 	$(BIN)/python bench/serving.py overhead --index $(BENCH_DIR)/synth-1000000/idx
 	$(BIN)/python bench/serving.py scaling $(foreach n,$(SCALE_SIZES),--index $(BENCH_DIR)/synth-$(n)/idx)
+
+# Issue 5: the router hop over 1/2/4 shard processes vs the in-process server, and memory at 1M.
+bench-cluster: $(STAMP)
+	$(BIN)/python bench/cluster.py --data $(ML100K) --work $(BENCH_DIR)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build *.egg-info

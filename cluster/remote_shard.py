@@ -57,7 +57,7 @@ class VectorCache:
             if row is not None:
                 self._rows.move_to_end((kind, i))
                 found[i] = row
-            elif i not in found:
+            else:
                 wanted.append(i)
         return found, list(dict.fromkeys(wanted))
 
@@ -65,7 +65,7 @@ class VectorCache:
         if self._capacity == 0:
             return
         for i, row in zip(ids, vectors):
-            self._rows[(kind, i)] = row
+            self._rows[(kind, i)] = row.copy()  # its own bytes: a view would keep the whole reply alive
         while len(self._rows) > self._capacity:
             self._rows.popitem(last=False)
 
@@ -98,6 +98,8 @@ class RemoteShard:
             response = await self._stub.Search(request, timeout=self._timeout, wait_for_ready=False)
         except grpc.aio.AioRpcError as exc:
             raise UnavailableError(f"shard {self._shard}: {exc.code().name}: {exc.details()}") from exc
+        if response.shard != self._shard:
+            raise UnavailableError(f"the target of shard {self._shard} answered as shard {response.shard}")
         if response.index_version != self._info.version:
             raise UnavailableError(f"shard {self._shard} answered for version {response.index_version}, "
                                    f"not {self._info.version}")

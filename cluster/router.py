@@ -88,6 +88,9 @@ class Router:
             except grpc.aio.AioRpcError as exc:
                 return None, f"shard {shard} is not answering: {exc.code().name}"
             for answer in answers:
+                if answer.shard != shard:
+                    return None, (f"the target of shard {shard} answers as shard {answer.shard}: "
+                                  "check the cluster config")
                 if answer.refused_version == version:
                     return None, f"refused by shard {shard}: {answer.refused_reason}"
                 held = {v.version: v for v in answer.versions}
@@ -168,8 +171,8 @@ class Router:
 class RouterService(RecommenderService):
     """``tastebud.v1.Recommender`` as the single process serves it, plus the refused version."""
 
-    def __init__(self) -> None:
-        super().__init__(None)
+    def __init__(self, executor: ThreadPoolExecutor) -> None:
+        super().__init__(None, executor)
         self.router: Router | None = None
 
     @grpc_errors
@@ -200,8 +203,12 @@ async def start_router(cluster: ClusterConfig, config: ServerConfig, encoder: En
                        start_timeout: float = RELOAD_TIMEOUT_SECONDS) -> RunningRouter:
     """Serve the cluster's published version once every shard has it; NOT_SERVING until then."""
     executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="router")
-    service = RouterService()
-    running = await bind_server(config, service, executor)
+    service = RouterService(executor)
+    try:
+        running = await bind_server(config, service, executor)
+    except BaseException:
+        executor.shutdown(wait=False)
+        raise
     try:
         loop = asyncio.get_running_loop()
         if encoder is None:

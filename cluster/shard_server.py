@@ -29,7 +29,7 @@ from tastebud.index.load import open_shard
 from tastebud.index.manifest import read_manifest
 from tastebud.index.publish import resolve_version_dir
 from tastebud.index.shards import LocalShard
-from tastebud.server.app import until_stopped
+from tastebud.server.app import bind_port, until_stopped
 from tastebud.server.errors import grpc_errors
 from tastebud.v1 import shard_pb2 as spb
 from tastebud.v1 import shard_pb2_grpc as spb_grpc
@@ -45,6 +45,7 @@ class _Held:
     shard: LocalShard
     shards: int
     last_used: float = field(default_factory=time.monotonic)
+    used: bool = False  # asked for at least once: the router has switched to it
 
 
 class ShardHost:
@@ -96,7 +97,9 @@ class ShardHost:
         with self._lock:
             self._held[version] = _Held(shard, len(manifest.shards))
             while len(self._held) > MAX_HELD_VERSIONS:
-                dropped = next(iter(self._held))
+                # The least recently asked-for older version goes: never the one the router serves
+                # from (say it stayed on an old version because another shard refused a newer one).
+                dropped = min((v for v in self._held if v != version), key=lambda v: self._held[v].last_used)
                 del self._held[dropped]
                 log.info("shard %d: dropped version %s (holding %d at most)", self._shard, dropped, MAX_HELD_VERSIONS)
             if self.refused[0] and self.refused[0] != version:
@@ -123,13 +126,18 @@ class ShardHost:
                 raise UnavailableError(f"shard {self._shard}: version {version} is not loaded on this replica "
                                        f"(it holds {', '.join(self._held)})")
             held.last_used = time.monotonic()
+            held.used = True
             return held.shard
 
     def drop_unused(self, now: float | None = None) -> list[str]:
-        """Drop versions older than the newest that nobody asked for in ``linger_seconds``."""
+        """Drop versions older than the newest once the newest is in use (the router switched)
+        and nobody asked for them in ``linger_seconds``. While the newest is unasked for, the
+        router may still be on an older one: quiet traffic or a refusal elsewhere drops nothing."""
         now = time.monotonic() if now is None else now
         with self._lock:
             newest = next(reversed(self._held), None)
+            if newest is None or not self._held[newest].used:
+                return []
             stale = [v for v, h in self._held.items() if v != newest and now - h.last_used > self._linger]
             for version in stale:
                 del self._held[version]
@@ -231,9 +239,11 @@ async def start_shard_server(index: Path, shard: int, host: str = "127.0.0.1", p
     reflection.enable_server_reflection((SHARD_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     for name in ("", SHARD_SERVICE):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    bound = server.add_insecure_port(f"{host}:{port}")
-    if bound == 0:
-        raise OSError(f"could not bind {host}:{port}")
+    try:
+        bound = bind_port(server, host, port)
+    except BaseException:
+        executor.shutdown(wait=False)
+        raise
     await server.start()
     running = RunningShard(server, bound, shard_host, health_servicer, executor)
     loop = asyncio.get_running_loop()

@@ -21,7 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from tastebud.embed.encoder import Encoder, SentenceTransformerEncoder
-from tastebud.errors import TastebudError
+from tastebud.errors import PreconditionError, TastebudError
 from tastebud.index.load import LoadedIndex, open_index
 from tastebud.index.publish import resolve_version_dir
 from tastebud.index.shards import ShardClient
@@ -94,7 +94,11 @@ async def start_server(config: ServerConfig, encoder: Encoder | None = None) -> 
     configured model is loaded here.
     """
     executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="tastebud")
-    running = await bind_server(config, RecommenderService(None, executor), executor)
+    try:
+        running = await bind_server(config, RecommenderService(None, executor), executor)
+    except BaseException:
+        executor.shutdown(wait=False)
+        raise
     try:
         loop = asyncio.get_running_loop()
         if encoder is None:
@@ -135,6 +139,17 @@ async def reload_in_process(running: RunningServer, config: ServerConfig, encode
     return SwitchResult(previous, recommender.version, True)
 
 
+def bind_port(server: grpc.aio.Server, host: str, port: int) -> int:
+    """The port bound (port 0 picks one); a clear error, not grpc's RuntimeError, when it is taken."""
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:
+        bound = 0
+    if bound == 0:
+        raise PreconditionError(f"could not bind {host}:{port}: is another server using the port?")
+    return bound
+
+
 async def bind_server(config: ServerConfig, service: RecommenderService, executor: ThreadPoolExecutor
                       ) -> RunningServer:
     """Bind and start a server of ``service`` and the Admin service, with health NOT_SERVING and
@@ -149,9 +164,7 @@ async def bind_server(config: ServerConfig, service: RecommenderService, executo
                                         server)
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    port = server.add_insecure_port(f"{config.host}:{config.port}")
-    if port == 0:
-        raise OSError(f"could not bind {config.host}:{config.port}")
+    port = bind_port(server, config.host, config.port)
     await server.start()
     return RunningServer(server, port, health_servicer, service, executor, admin)
 

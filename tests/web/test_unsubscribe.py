@@ -5,6 +5,7 @@ the user. A link with a wrong token or no secret configured is a 400 naming the 
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 from email import message_from_bytes
 from email.policy import default as default_policy
@@ -22,6 +23,13 @@ from tastebud.web.app import create_app
 SECRET = "unsubscribe-test-secret"
 
 
+def run_cli(args: list[str]) -> int:
+    """``tastebud ARGS`` on a thread of its own: the browser tests' Playwright leaves an event
+    loop on this one, and the digest runs its own."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(tastebud_main, args).result()
+
+
 @pytest.fixture(scope="module")
 def stub(tastebud_server) -> Iterator[pb_grpc.RecommenderStub]:
     with grpc.insecure_channel(tastebud_server.target) as channel:
@@ -32,7 +40,7 @@ def test_the_digest_link_unsubscribes_and_the_next_digest_skips_the_user(setting
     user = "7"
     stub.SetSubscription(pb.SetSubscriptionRequest(user_id=user, subscribed=True), timeout=5)
     outbox = tmp_path / "outbox"
-    assert tastebud_main(["digest", "--target", settings.target, "--users", user, "--out", str(outbox),
+    assert run_cli(["digest", "--target", settings.target, "--users", user, "--out", str(outbox),
                           "--secret", SECRET, "--no-record", "--no-progress",
                           "--unsubscribe-url", "http://testserver/unsubscribe"]) == 0
     (message_file,) = outbox.glob("*.eml")
@@ -48,7 +56,7 @@ def test_the_digest_link_unsubscribes_and_the_next_digest_skips_the_user(setting
         assert done.status_code == 200 and 'data-testid="unsubscribed"' in done.text
     assert not stub.GetUser(pb.GetUserRequest(user_id=user), timeout=5).subscribed
     again = tmp_path / "again"
-    assert tastebud_main(["digest", "--target", settings.target, "--users", user, "--out", str(again),
+    assert run_cli(["digest", "--target", settings.target, "--users", user, "--out", str(again),
                           "--secret", SECRET, "--no-record", "--no-progress"]) == 0
     assert not list(again.glob("*.eml"))
     stub.SetSubscription(pb.SetSubscriptionRequest(user_id=user, subscribed=True), timeout=5)
