@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Awaitable, Callable
@@ -41,6 +42,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         self._service = service
         self._executor = executor
         self.reload: Reload | None = None  # set once the server can reload
+        # One forget at a time: each rewrites every version's users file (read, drop, write back).
+        self._forgetting = threading.Lock()
 
     @grpc_errors
     async def Reload(self, request: admin_pb2.ReloadRequest, context: grpc.aio.ServicerContext
@@ -60,11 +63,15 @@ class AdminService(admin_pb2_grpc.AdminServicer):
                          ) -> admin_pb2.ForgetUserReceipt:
         recommender = self._service.serving()
         loop = asyncio.get_running_loop()
-        r = await loop.run_in_executor(self._executor, forget_user, recommender, request.user_id)
+        r = await loop.run_in_executor(self._executor, self._forget, recommender, request.user_id)
         return admin_pb2.ForgetUserReceipt(
             user_id=r.user_id, interactions_removed=r.interactions_removed, impressions_removed=r.impressions_removed,
             subscription_removed=r.subscription_removed, history_items_removed=r.history_items_removed,
             index_versions_rewritten=list(r.index_versions_rewritten), notes=list(r.notes))
+
+    def _forget(self, recommender, user_id: str):
+        with self._forgetting:
+            return forget_user(recommender, user_id)
 
     @grpc_errors
     async def ExportUser(self, request: admin_pb2.ExportUserRequest, context: grpc.aio.ServicerContext

@@ -29,6 +29,7 @@ from tastebud.ingest.interaction_store import InteractionStore
 from tastebud.server.admin import ADMIN_SERVICE, AdminService, SwitchResult
 from tastebud.server.config import ServerConfig
 from tastebud.server.live_history import LiveHistories
+from tastebud.server.privacy import without_forgotten
 from tastebud.server.recommender import Recommender, RecommenderConfig
 from tastebud.server.rerank import RuleReranker
 from tastebud.server.service import RecommenderService
@@ -72,7 +73,7 @@ def assemble_recommender(index: LoadedIndex, encoder: Encoder, executor: ThreadP
                          shards: tuple[ShardClient, ...] | None = None) -> Recommender:
     """The core over a loaded index: its own shards, or ``shards`` served elsewhere (the router)."""
     since = int(index.manifest.build.get("store_high_water", 0))
-    histories = LiveHistories(index.histories, index.items, store, since_seq=since)
+    histories = LiveHistories(without_forgotten(index.histories, store), index.items, store, since_seq=since)
     return Recommender(index, encoder, histories, RuleReranker(), executor, config, shards=shards)
 
 

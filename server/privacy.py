@@ -26,7 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tastebud.errors import PreconditionError
 from tastebud.index.histories import UserHistories
+from tastebud.ingest.interaction_store import InteractionStore
 from tastebud.index.manifest import MANIFEST_NAME, read_manifest, sha256_file
 from tastebud.server.recommender import Recommender, check_user_id
 
@@ -102,6 +104,11 @@ def forget_user(recommender: Recommender, user_id: str) -> ForgetReceipt:
                                       store.subscription(user_id) is not None)
     if not versions and not in_store and not histories.known(user_id):
         return ForgetReceipt(user_id)
+    unwritable = [v.name for v in versions if not os.access(v, os.W_OK) or not os.access(v / USERS_FILE, os.W_OK)]
+    if unwritable:
+        # Refuse before touching anything: a half-done forget that reports success is worse.
+        raise PreconditionError(f"cannot forget {user_id!r}: index versions {unwritable} are read-only here; "
+                                "forget where the index root is writable")
     counts = store.forget(user_id) if store is not None else None
     held = histories.forget(user_id)
     for version_dir in versions:
@@ -116,6 +123,19 @@ def forget_user(recommender: Recommender, user_id: str) -> ForgetReceipt:
     return ForgetReceipt(user_id, counts.interactions if counts else 0, counts.impressions if counts else 0,
                          counts.subscription if counts else False, held, tuple(v.name for v in versions),
                          tuple(notes))
+
+
+def without_forgotten(histories: UserHistories, store: InteractionStore | None) -> UserHistories:
+    """Build-time histories minus users the store says were forgotten: a version built (or
+    loaded) while a forget ran cannot bring them back into memory."""
+    if store is None:
+        return histories
+    forgotten = store.forgotten_filter()
+    if not forgotten.hashes:
+        return histories
+    for user_id in [u for u in histories.user_ids if u in forgotten]:
+        histories = histories.without(user_id)
+    return histories
 
 
 def export_user(recommender: Recommender, user_id: str) -> dict[str, Any]:

@@ -131,12 +131,15 @@ class Recommender:
         self._table.check(item_filter)
         return item_filter
 
-    async def _vectors(self, rows: npt.NDArray[np.int64], kind: str = "item") -> Fetched:
-        return await fetch_vectors(self._shards, self._items.shard, rows, self._dimensions[kind], kind)
+    async def _vectors(self, rows: npt.NDArray[np.int64], kind: str = "item", deadline: Deadline = Deadline()
+                       ) -> Fetched:
+        return await fetch_vectors(self._shards, self._items.shard, rows, self._dimensions[kind], kind,
+                                   deadline.remaining())
 
-    async def _vectors_or_fail(self, rows: npt.NDArray[np.int64], kind: str) -> npt.NDArray[np.float32]:
+    async def _vectors_or_fail(self, rows: npt.NDArray[np.int64], kind: str, deadline: Deadline = Deadline()
+                               ) -> npt.NDArray[np.float32]:
         """Vectors the answer cannot do without: a shard that fails makes the call UNAVAILABLE."""
-        fetched = await self._vectors(rows, kind)
+        fetched = await self._vectors(rows, kind, deadline)
         if fetched.missing_shards:
             raise UnavailableError(f"shards {list(fetched.missing_shards)} did not answer; retry shortly")
         return fetched.vectors
@@ -212,19 +215,19 @@ class Recommender:
         vector, history, recent_vectors, _ = await self._user_query(query)
         return vector, history, recent_vectors
 
-    async def _user_query(self, query: RecommendQuery) -> tuple[npt.NDArray[np.float32], History,
-                                                                 npt.NDArray[np.float32], tuple[int, ...]]:
+    async def _user_query(self, query: RecommendQuery, deadline: Deadline = Deadline()
+                          ) -> tuple[npt.NDArray[np.float32], History, npt.NDArray[np.float32], tuple[int, ...]]:
         """:meth:`user_query`, and the shards whose history items had to be left out because
         they did not answer (their items could not be returned either: the answer is degraded)."""
         extra = self._rows(query.history, "history")
         history = first_occurrences(self.user_history(query.user_id, extra))
         length = self._tower.history_length
-        fetched = await self._vectors(history.items[-length:], "query")
+        fetched = await self._vectors(history.items[-length:], "query", deadline)
         recent_vectors = fetched.vectors
         if fetched.missing_shards:
             keep = ~np.isin(self._items.shard[history.items], fetched.missing_shards)
             history = History(history.items[keep], history.timestamps[keep], history.weights[keep])
-            recent_vectors = (await self._vectors(history.items[-length:], "query")).vectors
+            recent_vectors = (await self._vectors(history.items[-length:], "query", deadline)).vectors
         taste = await self._encode_query(query.taste) if query.taste.strip() else None
         user = self._tower.user_vector(recent_vectors, history.weights[-length:], taste)
         return self._tower.query(user), history, recent_vectors, fetched.missing_shards
@@ -248,7 +251,7 @@ class Recommender:
             raise InvalidInputError(f"exclude_shown_within_seconds: must be finite and >= 0, got {window}")
         item_filter = self._check_filter(query.item_filter)
         restrict = self._rows(query.restrict_to, "restrict_to") if query.restrict_to else None
-        vector, history, recent_vectors, unheard = await self._user_query(query)
+        vector, history, recent_vectors, unheard = await self._user_query(query, deadline)
         drop = self.excluded(query, history)
         retrieved = await self._retrieve(vector, query.k, item_filter, drop, restrict, deadline)
         recent = history.items[-self._tower.history_length:]
@@ -273,8 +276,8 @@ class Recommender:
             # their text-based retrieval order stands.
             return None, None
         recent = history.items[-self._tower.history_length:]
-        text_history, text_candidates = await asyncio.gather(self._vectors(recent, "text"),
-                                                             self._vectors(candidates.ids, "text"))
+        text_history, text_candidates = await asyncio.gather(self._vectors(recent, "text", deadline),
+                                                             self._vectors(candidates.ids, "text", deadline))
         if text_history.missing_shards or text_candidates.missing_shards:
             return None, "learned re-ranking skipped: a shard did not return text vectors"
         text_history, text_candidates = text_history.vectors, text_candidates.vectors
@@ -304,7 +307,7 @@ class Recommender:
         if row is None:
             raise InvalidInputError(f"item_id: unknown item id {query.item_id!r}")
         drop = np.array([row], dtype=np.int64)
-        user = self._tower.user_vector(await self._vectors_or_fail(drop, "query"))
+        user = self._tower.user_vector(await self._vectors_or_fail(drop, "query", deadline))
         retrieved = await self._retrieve(self._tower.query(user), query.k, item_filter, drop, None, deadline)
         request = RerankRequest(query.k, drop, self._allowed(item_filter))
         title, item_id = self._items.titles[row], query.item_id
@@ -326,7 +329,7 @@ class Recommender:
         if len(title_rows):
             # An exact title match ranks first: people type titles into search boxes.
             missing = title_rows[~np.isin(title_rows, candidates.ids)]
-            vectors = await self._vectors_or_fail(missing, "text")
+            vectors = await self._vectors_or_fail(missing, "text", deadline)
             candidates = Candidates(np.concatenate([candidates.ids, missing]),
                                     np.concatenate([candidates.scores, vectors @ vector]).astype(np.float32),
                                     np.concatenate([candidates.vectors, vectors]))

@@ -107,9 +107,11 @@ class Fetched:
 
 
 async def fetch_vectors(shards: Sequence[ShardClient], shard_of_row: npt.NDArray[np.int32],
-                        rows: npt.NDArray[np.int64], dimension: int, kind: str = "item") -> Fetched:
+                        rows: npt.NDArray[np.int64], dimension: int, kind: str = "item",
+                        timeout: float | None = None) -> Fetched:
     """Vectors of ``kind`` (float32[m, d], in the order of ``rows``) of items spread over the shards.
-    A shard that fails is reported, not raised: the caller drops its rows or gives up."""
+    A shard that fails or is not done within ``timeout`` is reported, not raised: the caller
+    drops its rows or gives up."""
     out = np.zeros((len(rows), dimension), dtype=np.float32)
     if len(rows) == 0:
         return Fetched(out)
@@ -119,8 +121,12 @@ async def fetch_vectors(shards: Sequence[ShardClient], shard_of_row: npt.NDArray
     if all(answers_inline(by_shard[s]) for s, _ in groups):
         results = [await _outcome(by_shard[s].vectors(rows[pos], kind)) for s, pos in groups]
     else:
-        results = await asyncio.gather(*(by_shard[s].vectors(rows[pos], kind) for s, pos in groups),
-                                       return_exceptions=True)
+        tasks = [asyncio.ensure_future(by_shard[s].vectors(rows[pos], kind)) for s, pos in groups]
+        done, pending = await asyncio.wait(tasks, timeout=None if timeout is None else max(timeout, 0.0))
+        for task in pending:
+            task.cancel()
+        results = [(task.exception() or task.result()) if task in done else TimeoutError("no answer in time")
+                   for task in tasks]
     missing = []
     for (shard, pos), vectors in zip(groups, results):
         if isinstance(vectors, BaseException):

@@ -7,8 +7,10 @@ generous deadlines.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
+import signal
 import threading
 import time
 from collections import Counter
@@ -153,3 +155,18 @@ def test_an_index_swap_under_load_fails_nothing_and_never_mixes(process_cluster,
         assert not refused.switched and "sha256" in refused.message, refused
         info = cluster_stub.GetIndexInfo(pb.GetIndexInfoRequest(), timeout=5)
         assert info.version == "v99991231T000000Z" and info.refused_version == "v99991231T000001Z"
+
+
+def test_a_shard_that_stops_answering_degrades_within_the_callers_deadline(process_cluster, cluster_stub) -> None:
+    # SIGSTOP: the replicas' connections stay open but nothing answers (late, not dead).
+    pids = [r.pid for r in process_cluster.endpoints().shards[0]]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        answer = cluster_stub.Recommend(pb.RecommendRequest(user_id="1", k=10), timeout=1.0)
+        assert time.monotonic() - started < 1.0
+        assert answer.degraded and list(answer.missing_shards) == [0] and answer.items
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
