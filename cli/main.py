@@ -24,6 +24,20 @@ def _positive(value: str) -> int:
     return n
 
 
+def _non_negative(value: str) -> int:
+    n = int(value)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {n}")
+    return n
+
+
+def _seconds(value: str) -> float:
+    x = float(value)
+    if not 0.05 <= x <= 86_400:
+        raise argparse.ArgumentTypeError(f"must be within 0.05..86400 seconds, got {value}")
+    return x
+
+
 def _add_build(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("build", help="build and publish a new index version",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -80,12 +94,12 @@ def _add_serve_shard(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve-shard", help="serve one shard of the index (one replica) for a router",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--index", type=Path, default=Path("indexes"), help="index root (follows `current`) or version folder")
-    p.add_argument("--shard", type=int, required=True, help="which shard, 0..N-1")
+    p.add_argument("--shard", type=_non_negative, required=True, help="which shard, 0..N-1")
     p.add_argument("--port", type=int, default=50061, help="port (0 picks a free one)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind ([::] or 0.0.0.0 for all)")
     p.add_argument("--workers", type=_positive, default=2, help="search threads")
-    p.add_argument("--watch-seconds", type=float, default=2.0, help="how often to look for a newly published version")
-    p.add_argument("--linger-seconds", type=float, default=30.0,
+    p.add_argument("--watch-seconds", type=_seconds, default=2.0, help="how often to look for a newly published version")
+    p.add_argument("--linger-seconds", type=_seconds, default=30.0,
                    help="keep a replaced version searchable until nobody asked for it this long")
     p.add_argument("--ef-search", type=_positive, help="HNSW search depth (default: what the index was built with)")
     p.add_argument("--nprobe", type=_positive, help="IVF lists probed (default: what the index was built with)")
@@ -100,8 +114,6 @@ def _run_serve_shard(args: argparse.Namespace) -> int:
     from tastebud.cluster.shard_server import serve_shard
     from tastebud.server.app import event_loop_factory
 
-    if args.shard < 0:
-        raise TastebudError(f"--shard must be >= 0, got {args.shard}")
     tuning = {name: getattr(args, name) for name in ("ef_search", "nprobe") if getattr(args, name) is not None}
     with asyncio.Runner(loop_factory=event_loop_factory("uvloop")) as runner:
         runner.run(serve_shard(args.index, args.shard, args.host, args.port, watch_seconds=args.watch_seconds,

@@ -46,6 +46,7 @@ from tastebud.v1 import shard_pb2_grpc as spb_grpc
 log = logging.getLogger(__name__)
 
 INFO_TIMEOUT_SECONDS = 2.0
+REFUSED_RETRY_SECONDS = 60.0
 
 
 class Router:
@@ -62,6 +63,7 @@ class Router:
         self._probes = {s.shard: max(2, 2 * len(s.addresses)) for s in cluster.shards}
         self._switch_lock = asyncio.Lock()
         self.refused: tuple[str, str] = ("", "")
+        self._refused_at = 0.0
 
     @property
     def current(self) -> Recommender | None:
@@ -155,6 +157,7 @@ class Router:
         if self.refused != (version, why):
             log.error("router: not adopting index version %s: %s", version, why)
         self.refused = (version, why)
+        self._refused_at = time.monotonic()
 
     async def watch(self) -> None:
         """Follow the published pointer every ``watch_seconds``; never dies of one failure."""
@@ -162,7 +165,10 @@ class Router:
             await asyncio.sleep(self._cluster.watch_seconds)
             try:
                 published = resolve_version_dir(self._cluster.index).name
-                if self.current is not None and published not in (self.current.version, self.refused[0]):
+                # A refused version is tried again now and then: a file may have been caught mid-replace.
+                retry = time.monotonic() - self._refused_at > REFUSED_RETRY_SECONDS
+                if self.current is not None and published != self.current.version and \
+                        (published != self.refused[0] or retry):
                     await self.switch_to_published()
             except Exception:  # noqa: BLE001 - the watcher must outlive a bad version or a hiccup
                 log.exception("router: watching the index failed")

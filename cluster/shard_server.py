@@ -37,6 +37,7 @@ from tastebud.v1 import shard_pb2_grpc as spb_grpc
 log = logging.getLogger(__name__)
 
 MAX_HELD_VERSIONS = 2
+REFUSED_RETRY_SECONDS = 60.0  # a refused version is verified again after this (it may have been mid-copy)
 MAX_CONNECTION_AGE_MS = 5 * 60 * 1000
 
 
@@ -64,6 +65,7 @@ class ShardHost:
         self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
         self.refused: tuple[str, str] = ("", "")
+        self._refused_at = 0.0
 
     @property
     def shard(self) -> int:
@@ -84,7 +86,9 @@ class ShardHost:
             return False
         version = version_dir.name
         with self._lock:
-            if version in self._held or self.refused[0] == version:
+            recently_refused = self.refused[0] == version and \
+                time.monotonic() - self._refused_at < REFUSED_RETRY_SECONDS
+            if version in self._held or recently_refused:
                 return False
         try:
             manifest = read_manifest(version_dir)
@@ -112,6 +116,7 @@ class ShardHost:
         if self.refused != (version, reason):
             log.error("shard %d: refusing index version %s: %s", self._shard, version or "(none)", reason)
         self.refused = (version, reason)
+        self._refused_at = time.monotonic()
 
     def get(self, version: str) -> LocalShard:
         """The shard of ``version`` ('' = newest held); UNAVAILABLE when this replica lacks it,
