@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import grpc
 from google.protobuf import json_format
@@ -105,29 +104,14 @@ def run_info(args: argparse.Namespace) -> int:
     return _call(args, "GetIndexInfo", pb.GetIndexInfoRequest())
 
 
-OUTBOX_USER_HEADER = "X-Tastebud-User"
-
-
-def forget_outbox(outbox: Path, user_id: str) -> list[Path]:
-    """Delete the digest's messages to ``user_id`` from an outbox folder (``tastebud digest --out``)."""
-    from email.parser import BytesHeaderParser
-
-    removed = []
-    for path in sorted(outbox.glob("*.eml")):
-        with open(path, "rb") as f:
-            headers = BytesHeaderParser().parse(f)
-        if headers.get(OUTBOX_USER_HEADER, "").strip() == user_id:
-            path.unlink()
-            removed.append(path)
-    return removed
-
-
 def run_forget(args: argparse.Namespace) -> int:
     from tastebud.v1 import admin_pb2, admin_pb2_grpc
 
     code = _call(args, "ForgetUser", admin_pb2.ForgetUserRequest(user_id=args.user), admin_pb2_grpc.AdminStub)
     if code == 0 and args.outbox is not None:
-        removed = forget_outbox(args.outbox, args.user)
+        from tastebud.digest.deliver import forget_in_outbox
+
+        removed = forget_in_outbox(args.outbox, args.user)
         print(f"outbox {args.outbox}: removed {len(removed)} message(s) to {args.user}")
     return code
 

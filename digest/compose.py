@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Sequence
 from urllib.parse import quote
 
 from tastebud.digest.tokens import unsubscribe_token, unsubscribe_url
+
+USER_HEADER = "X-Tastebud-User"  # whose message this is: what forgetting a user looks for
 from tastebud.errors import InvalidInputError
 from tastebud.v1 import recommender_pb2 as pb
 
@@ -150,7 +152,7 @@ class Composer:
         message["Message-ID"] = make_msgid("digest", domain=recipient.rpartition("@")[2])
         message["List-Unsubscribe"] = f"<{link}>, <{mailto}>"
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        message["X-Tastebud-User"] = user_id
+        message[USER_HEADER] = user_id
         message["X-Tastebud-Picks"] = ", ".join(p.item_id for p in picks)
         if index_version:
             message["X-Tastebud-Index-Version"] = index_version

@@ -34,6 +34,23 @@ def eml_name(user_id: str) -> str:
     return quote(user_id, safe="") + ".eml"
 
 
+def forget_in_outbox(outbox: Path, user_id: str) -> list[Path]:
+    """Delete every message to ``user_id`` from an outbox folder (forgetting a user), found by
+    the header compose puts on each, not by file name, so renamed files are found too."""
+    from email.parser import BytesHeaderParser
+
+    from tastebud.digest.compose import USER_HEADER
+
+    removed = []
+    for path in sorted(Path(outbox).glob("*.eml")):
+        with open(path, "rb") as f:
+            headers = BytesHeaderParser().parse(f)
+        if headers.get(USER_HEADER, "").strip() == user_id:
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
 class EmlOutbox:
     """Writes ``<outbox>/<user>.eml`` (atomically: a temporary file, then a rename)."""
 
