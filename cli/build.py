@@ -32,7 +32,8 @@ def run_build(args: argparse.Namespace) -> int:
     from tastebud.embed.precomputed import load_precomputed_vectors
     from tastebud.index.build import BuildOptions, build_index
     from tastebud.index.faiss_index import SearchTuning
-    from tastebud.ingest.interaction_store import STORE_NAME, InteractionStore, with_recorded, without_users
+    from tastebud.ingest.interaction_store import (FORGOTTEN_FILE, STORE_NAME, ForgottenUsers, InteractionStore,
+                                                   with_recorded, without_users)
 
     started = time.perf_counter()
     dataset = read_inputs(args)
@@ -46,6 +47,8 @@ def run_build(args: argparse.Namespace) -> int:
             dataset = without_users(with_recorded(dataset, store.all_since(0)), store.forgotten_filter())
         finally:
             store.close()
+    if (args.out / FORGOTTEN_FILE).exists():  # written by ForgetUser where the store is elsewhere
+        dataset = without_users(dataset, ForgottenUsers.read(args.out / FORGOTTEN_FILE))
     tuning = SearchTuning(**{name: value for name, value in (("ef_search", args.ef_search), ("nprobe", args.nprobe))
                              if value is not None})
     options = BuildOptions(n_shards=args.shards, factory=args.factory, exact_threshold=args.exact_threshold,

@@ -10,6 +10,7 @@ server's worker threads.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import sqlite3
 import threading
@@ -20,10 +21,15 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from tastebud.errors import InvalidInputError
 from tastebud.ingest.model import Dataset, LoadReport, sorted_interaction_log
 
 STORE_NAME = "interactions.sqlite"
 """The store's file name inside an index root, where build and serve both look by default."""
+
+FORGOTTEN_FILE = "forgotten-users.json"
+"""Beside the versions in an index root: the salted hashes of forgotten users (never an id), so
+a build that cannot see the store (another host, Kubernetes) still leaves them out."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS interactions (
@@ -210,6 +216,18 @@ class ForgottenUsers:
 
     def __contains__(self, user_id: str) -> bool:
         return salted_hash(self.salt, user_id) in self.hashes
+
+    def to_json(self) -> str:
+        return json.dumps({"salt": self.salt, "hashes": sorted(self.hashes)}, indent=1) + "\n"
+
+    @classmethod
+    def read(cls, path: Path) -> "ForgottenUsers":
+        """The file ``to_json`` wrote; a malformed one is an error naming it (forgetting must not fail open)."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            return cls(str(data["salt"]), frozenset(str(h) for h in data["hashes"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InvalidInputError(f"{path}: unreadable list of forgotten users ({exc})") from exc
 
 
 def salted_hash(salt: str, user_id: str) -> str:

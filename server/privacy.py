@@ -28,7 +28,7 @@ from typing import Any
 
 from tastebud.errors import PreconditionError
 from tastebud.index.histories import UserHistories
-from tastebud.ingest.interaction_store import InteractionStore
+from tastebud.ingest.interaction_store import FORGOTTEN_FILE, InteractionStore
 from tastebud.index.manifest import MANIFEST_NAME, read_manifest, sha256_file
 from tastebud.server.recommender import Recommender, check_user_id
 
@@ -110,6 +110,9 @@ def forget_user(recommender: Recommender, user_id: str) -> ForgetReceipt:
         raise PreconditionError(f"cannot forget {user_id!r}: index versions {unwritable} are read-only here; "
                                 "forget where the index root is writable")
     counts = store.forget(user_id) if store is not None else None
+    if store is not None:
+        # For builds that cannot see this store (another host, a Kubernetes job): hashes only.
+        _replace_file(root / FORGOTTEN_FILE, store.forgotten_filter().to_json().encode())
     held = histories.forget(user_id)
     for version_dir in versions:
         forget_in_version(version_dir, user_id)

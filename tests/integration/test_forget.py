@@ -20,7 +20,7 @@ from tastebud.index.manifest import read_manifest, verify_files
 from tastebud.index.publish import resolve_version_dir
 from tastebud.ingest.config import DatasetConfig
 from tastebud.ingest.demo import write_demo_data
-from tastebud.ingest.interaction_store import InteractionStore, without_users
+from tastebud.ingest.interaction_store import FORGOTTEN_FILE, InteractionStore, without_users
 from tastebud.ingest.readers import load_dataset
 from tastebud.server.config import ServerConfig
 from tastebud.train.two_tower import TwoTowerConfig
@@ -124,3 +124,12 @@ def test_forget_user_leaves_nothing_of_them(world, encoder) -> None:
     assert USER not in UserHistories.read(version / "users.parquet").user_ids
     assert files_holding(root, needles) == {}
     assert resolve_version_dir(root) == version
+    # So does `tastebud build` where the store is out of sight (another host, a Kubernetes job):
+    # ForgetUser left the hashes, and only them, in the index root.
+    assert (root / FORGOTTEN_FILE).exists()
+    assert tastebud_main(["build", "--items", str(files.items), "--interactions", str(files.interactions),
+                          "--config", str(files.config), "--shards", "2", "--retrieval", "content",
+                          "--store", str(root.parent / "no-store-here.sqlite"), "--out", str(root),
+                          "--no-progress"]) == 0
+    assert USER not in UserHistories.read(resolve_version_dir(root) / "users.parquet").user_ids
+    assert files_holding(root, needles) == {}
