@@ -34,7 +34,7 @@ from tastebud.server.config import ServerConfig  # noqa: E402
 from tastebud.train.two_tower import TwoTowerConfig  # noqa: E402
 from tastebud.v1 import recommender_pb2_grpc as pb_grpc  # noqa: E402
 
-from digest_server import ServerThread  # noqa: E402
+from live_server import ServerThread  # noqa: E402
 
 DEMO_ITEMS = 600
 DEMO_USERS = 260

@@ -1,4 +1,5 @@
-"""A real tastebud server on its own event loop in a background thread, for tests."""
+"""A real tastebud server on its own event loop in a background thread, for every test folder
+(``tests/`` is on the import path: its conftest.py sits there)."""
 
 from __future__ import annotations
 
