@@ -10,26 +10,7 @@ import argparse
 import logging
 from pathlib import Path
 
-
-def _port(value: str) -> int:
-    n = int(value)
-    if not 0 <= n <= 65535:
-        raise argparse.ArgumentTypeError(f"must be within 0..65535, got {n}")
-    return n
-
-
-def _replicas(value: str) -> int:
-    n = int(value)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
-    return n
-
-
-def _seconds(value: str) -> float:
-    x = float(value)
-    if not x > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return x
+from tastebud.cli.argtypes import port, positive, seconds
 
 
 def add_cluster(sub: argparse._SubParsersAction) -> None:
@@ -51,7 +32,7 @@ def _add_reload(actions: argparse._SubParsersAction, fmt: type[argparse.HelpForm
                                        "the shards refuse (it does not verify) is not adopted; the reason is "
                                        "printed and the command exits 1.")
     p.add_argument("--target", default="localhost:50051", help="host:port of the router")
-    p.add_argument("--timeout", type=_seconds, default=120.0, help="seconds to wait for every shard")
+    p.add_argument("--timeout", type=seconds, default=120.0, help="seconds to wait for every shard")
     p.set_defaults(run=run_reload)
 
 
@@ -83,16 +64,16 @@ def _add_up(actions: argparse._SubParsersAction, fmt: type[argparse.HelpFormatte
                                        "(0.5 s doubling to 30 s). Ctrl-C or SIGTERM stops the router, then the "
                                        "shards. Each process logs to its own file in --workdir.")
     p.add_argument("--index", type=Path, default=Path("indexes"), help="index root (serves `current`)")
-    p.add_argument("--replicas", type=_replicas, default=2, help="processes per shard")
-    p.add_argument("--port", type=_port, default=50051, help="the router's port (0 picks a free one)")
+    p.add_argument("--replicas", type=positive, default=2, help="processes per shard")
+    p.add_argument("--port", type=port, default=50051, help="the router's port (0 picks a free one)")
     p.add_argument("--host", default="127.0.0.1", help="address every process binds")
     p.add_argument("--workdir", type=Path, help="where cluster.toml, logs/ and pids.txt go; None: a new "
                                                 "temporary folder, kept after exit")
-    p.add_argument("--shard-base-port", type=_port, help="shard I replica R listens on BASE + I*replicas + R; "
+    p.add_argument("--shard-base-port", type=port, help="shard I replica R listens on BASE + I*replicas + R; "
                                                          "None: free ports")
-    p.add_argument("--start-timeout", type=_seconds, default=300.0,
+    p.add_argument("--start-timeout", type=seconds, default=300.0,
                    help="seconds each process may take to report SERVING")
-    p.add_argument("--stop-timeout", type=_seconds, default=10.0,
+    p.add_argument("--stop-timeout", type=seconds, default=10.0,
                    help="seconds the router, then the shards, get after SIGTERM before SIGKILL")
     p.set_defaults(run=run_up)
 

@@ -12,30 +12,10 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from tastebud.cli.argtypes import non_negative, positive, seconds
 from tastebud.errors import TastebudError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-
-
-def _positive(value: str) -> int:
-    n = int(value)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
-    return n
-
-
-def _non_negative(value: str) -> int:
-    n = int(value)
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {n}")
-    return n
-
-
-def _seconds(value: str) -> float:
-    x = float(value)
-    if not 0.05 <= x <= 86_400:
-        raise argparse.ArgumentTypeError(f"must be within 0.05..86400 seconds, got {value}")
-    return x
 
 
 def _add_build(sub: argparse._SubParsersAction) -> None:
@@ -48,15 +28,15 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
                    help="retrieval model: learned two-tower, text content only, or auto (two-tower when there are "
                         "enough interactions)")
     p.add_argument("--out", type=Path, default=Path("indexes"), help="index root to publish into")
-    p.add_argument("--shards", type=_positive, default=4, help="number of shards")
+    p.add_argument("--shards", type=positive, default=4, help="number of shards")
     p.add_argument("--factory", help="FAISS factory string (default: Flat below --exact-threshold items, else HNSW32,Flat)")
     p.add_argument("--exact-threshold", type=int, default=200_000, help="catalog size from which HNSW is used")
-    p.add_argument("--ef-search", type=_positive, help="HNSW search depth the index is served with (default 128)")
-    p.add_argument("--nprobe", type=_positive, help="IVF lists probed per search (default 32)")
+    p.add_argument("--ef-search", type=positive, help="HNSW search depth the index is served with (default 128)")
+    p.add_argument("--nprobe", type=positive, help="IVF lists probed per search (default 32)")
     p.add_argument("--vectors", type=Path, help="precomputed item vectors (.npz with 'ids' and 'vectors', "
                                                 "L2-normalised, from --model): skips embedding the catalog")
     p.add_argument("--model", default="all-MiniLM-L6-v2", help="sentence-transformers model name or path")
-    p.add_argument("--batch-size", type=_positive, default=64, help="embedding batch size")
+    p.add_argument("--batch-size", type=positive, default=64, help="embedding batch size")
     p.add_argument("--store", type=Path, help="interaction store to include (default: <out>/interactions.sqlite)")
     p.add_argument("--seed", type=int, default=0, help="seed for anything random (index training samples)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -77,10 +57,10 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind ([::] for all)")
     p.add_argument("--store", type=Path, help="interaction store (default: <index root>/interactions.sqlite)")
     p.add_argument("--model", default="all-MiniLM-L6-v2", help="embedding model; must match the index")
-    p.add_argument("--workers", type=_positive, default=None, help="threads for search and encoding (default: cores)")
-    p.add_argument("--max-concurrent-rpcs", type=_positive, default=256, help="admission limit")
-    p.add_argument("--ef-search", type=_positive, help="HNSW search depth (default: what the index was built with)")
-    p.add_argument("--nprobe", type=_positive, help="IVF lists probed (default: what the index was built with)")
+    p.add_argument("--workers", type=positive, default=None, help="threads for search and encoding (default: cores)")
+    p.add_argument("--max-concurrent-rpcs", type=positive, default=256, help="admission limit")
+    p.add_argument("--ef-search", type=positive, help="HNSW search depth (default: what the index was built with)")
+    p.add_argument("--nprobe", type=positive, help="IVF lists probed (default: what the index was built with)")
     p.add_argument("--event-loop", choices=("uvloop", "asyncio"), help="event loop (default uvloop when installed)")
     p.add_argument("--no-batching", dest="batch_search", action="store_const", const=False, default=argparse.SUPPRESS,
                    help="search each request on its own (default: concurrent searches share FAISS calls)")
@@ -94,15 +74,15 @@ def _add_serve_shard(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve-shard", help="serve one shard of the index (one replica) for a router",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--index", type=Path, default=Path("indexes"), help="index root (follows `current`) or version folder")
-    p.add_argument("--shard", type=_non_negative, required=True, help="which shard, 0..N-1")
+    p.add_argument("--shard", type=non_negative, required=True, help="which shard, 0..N-1")
     p.add_argument("--port", type=int, default=50061, help="port (0 picks a free one)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind ([::] or 0.0.0.0 for all)")
-    p.add_argument("--workers", type=_positive, default=2, help="search threads")
-    p.add_argument("--watch-seconds", type=_seconds, default=2.0, help="how often to look for a newly published version")
-    p.add_argument("--linger-seconds", type=_seconds, default=30.0,
+    p.add_argument("--workers", type=positive, default=2, help="search threads")
+    p.add_argument("--watch-seconds", type=seconds, default=2.0, help="how often to look for a newly published version")
+    p.add_argument("--linger-seconds", type=seconds, default=30.0,
                    help="keep a replaced version searchable until nobody asked for it this long")
-    p.add_argument("--ef-search", type=_positive, help="HNSW search depth (default: what the index was built with)")
-    p.add_argument("--nprobe", type=_positive, help="IVF lists probed (default: what the index was built with)")
+    p.add_argument("--ef-search", type=positive, help="HNSW search depth (default: what the index was built with)")
+    p.add_argument("--nprobe", type=positive, help="IVF lists probed (default: what the index was built with)")
     p.add_argument("--no-batching", dest="batching", action="store_false",
                    help="search each request on its own (default: concurrent searches share FAISS calls)")
     p.set_defaults(run=_run_serve_shard)
@@ -233,7 +213,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     _add_inputs(p)
     p.add_argument("--views", default="main,short,cold", help="comma-separated views")
     p.add_argument("--work", type=Path, default=Path(".eval"), help="where the views' indexes are built")
-    p.add_argument("--shards", type=_positive, default=4)
+    p.add_argument("--shards", type=positive, default=4)
     p.add_argument("--factory", help="FAISS factory string (default: by catalog size)")
     p.add_argument("--retrieval", choices=("auto", "two_tower", "content"), default="auto", help="retrieval model")
     p.add_argument("--model", default="all-MiniLM-L6-v2", help="sentence-transformers model")
@@ -256,8 +236,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="demo data -> index -> server -> sample calls -> stop",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--workdir", type=Path, default=Path(".demo"), help="where demo data and indexes go")
-    p.add_argument("--items", type=_positive, default=3000, help="demo catalog size")
-    p.add_argument("--users", type=_positive, default=600, help="demo users")
+    p.add_argument("--items", type=positive, default=3000, help="demo catalog size")
+    p.add_argument("--users", type=positive, default=600, help="demo users")
     p.add_argument("--no-cluster", dest="cluster", action="store_false",
                    help="skip step 5, the same index served by shard processes behind a router")
     p.add_argument("--seed", type=int, default=0)
@@ -273,7 +253,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 def _add_loadtest(sub: argparse._SubParsersAction) -> None:
     from tastebud.cli.loadtest import add_loadtest
 
-    add_loadtest(sub, _positive)
+    add_loadtest(sub, positive)
 
 
 def parser() -> argparse.ArgumentParser:
