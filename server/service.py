@@ -72,12 +72,18 @@ class RecommenderService(pb_grpc.RecommenderServicer):
 
     @grpc_errors
     async def GetUser(self, request: pb.GetUserRequest, context: grpc.aio.ServicerContext) -> pb.UserProfile:
-        return convert.user_profile(self._recommender.user(request.user_id, request.history_limit))
+        # On the thread pool: it reads the SQLite store, which a forget may hold for a while.
+        loop = asyncio.get_running_loop()
+        profile = await loop.run_in_executor(self._executor, self._recommender.user, request.user_id,
+                                             request.history_limit)
+        return convert.user_profile(profile)
 
     @grpc_errors
     async def ListUsers(self, request: pb.ListUsersRequest, context: grpc.aio.ServicerContext
                         ) -> pb.ListUsersResponse:
-        users, token = self._recommender.list_users(request.page_size, request.page_token)
+        loop = asyncio.get_running_loop()
+        users, token = await loop.run_in_executor(self._executor, self._recommender.list_users, request.page_size,
+                                                  request.page_token)
         return pb.ListUsersResponse(user_ids=users, next_page_token=token)
 
     @grpc_errors
