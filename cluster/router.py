@@ -46,6 +46,7 @@ from tastebud.v1 import shard_pb2_grpc as spb_grpc
 log = logging.getLogger(__name__)
 
 INFO_TIMEOUT_SECONDS = 2.0
+MAX_INFO_PROBES = 32
 REFUSED_RETRY_SECONDS = 60.0
 
 
@@ -60,7 +61,7 @@ class Router:
         self._store = store
         self._service = service
         self._channels = {s.shard: shard_channel(s.target, cluster) for s in cluster.shards}
-        self._probes = {s.shard: max(2, 2 * len(s.addresses)) for s in cluster.shards}
+        self._replicas = {s.shard: len(s.addresses) for s in cluster.shards}  # 0: unknown (a DNS name)
         self._switch_lock = asyncio.Lock()
         self.refused: tuple[str, str] = ("", "")
         self._refused_at = 0.0
@@ -73,12 +74,20 @@ class Router:
         await asyncio.gather(*(channel.close() for channel in self._channels.values()))
 
     async def _replica_infos(self, shard: int) -> list[spb.ShardInfoResponse]:
-        """Info from (by round-robin, most likely every one of) the shard's replicas."""
+        """Info from every replica of the shard that round_robin reaches: asked until each listed
+        replica has answered (by its replica id), or, for a DNS target whose size is unknown, until
+        two rounds in a row bring no new replica."""
         stub = spb_grpc.ShardStub(self._channels[shard])
-        answers = []
-        for _ in range(self._probes[shard]):
-            answers.append(await stub.Info(spb.ShardInfoRequest(), timeout=INFO_TIMEOUT_SECONDS))
-        return answers
+        expected = self._replicas[shard]
+        seen: dict[str, spb.ShardInfoResponse] = {}
+        quiet = 0
+        for _ in range(MAX_INFO_PROBES):
+            answer = await stub.Info(spb.ShardInfoRequest(), timeout=INFO_TIMEOUT_SECONDS)
+            quiet = 0 if answer.replica not in seen else quiet + 1
+            seen[answer.replica] = answer
+            if (expected and len(seen) >= expected) or (not expected and quiet >= 2):
+                break
+        return list(seen.values())
 
     async def shards_ready(self, version: str) -> tuple[dict[int, spb.ShardVersion] | None, str]:
         """Each shard's entry for ``version`` when every replica asked holds it, else (None, why);

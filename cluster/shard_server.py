@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import threading
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -66,6 +68,7 @@ class ShardHost:
         self._lock = threading.Lock()
         self.refused: tuple[str, str] = ("", "")
         self._refused_at = 0.0
+        self.replica = f"{socket.gethostname()}:{os.getpid()}"  # the server adds its port once bound
 
     @property
     def shard(self) -> int:
@@ -158,7 +161,7 @@ class ShardHost:
             shard=self._shard, shards=shards,
             versions=[spb.ShardVersion(version=v, items=h.shard.info().count, index_type=h.shard.info().factory)
                       for v, h in reversed(held)],
-            refused_version=self.refused[0], refused_reason=self.refused[1])
+            refused_version=self.refused[0], refused_reason=self.refused[1], replica=self.replica)
 
 
 class ShardService(spb_grpc.ShardServicer):
@@ -250,6 +253,7 @@ async def start_shard_server(index: Path, shard: int, host: str = "127.0.0.1", p
         executor.shutdown(wait=False)
         raise
     await server.start()
+    shard_host.replica += f":{bound}"
     running = RunningShard(server, bound, shard_host, health_servicer, executor)
     loop = asyncio.get_running_loop()
     if not await loop.run_in_executor(executor, shard_host.load_published):

@@ -218,3 +218,4 @@ def test_the_shard_service_refuses_bad_requests_naming_the_field(cluster: Cluste
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE and "not loaded" in caught.value.details()
         info = shard.Info(spb.ShardInfoRequest(), timeout=5)
         assert info.shard == 0 and info.shards == 3 and len(info.versions) == 1
+        assert info.replica.endswith(f":{replica.port}")  # how the router counts the replicas it reached

@@ -86,15 +86,17 @@ class ShardVersion(_message.Message):
     def __init__(self, version: _Optional[str] = ..., items: _Optional[int] = ..., index_type: _Optional[str] = ...) -> None: ...
 
 class ShardInfoResponse(_message.Message):
-    __slots__ = ("shard", "shards", "versions", "refused_version", "refused_reason")
+    __slots__ = ("shard", "shards", "versions", "refused_version", "refused_reason", "replica")
     SHARD_FIELD_NUMBER: _ClassVar[int]
     SHARDS_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
     REFUSED_VERSION_FIELD_NUMBER: _ClassVar[int]
     REFUSED_REASON_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
     shard: int
     shards: int
     versions: _containers.RepeatedCompositeFieldContainer[ShardVersion]
     refused_version: str
     refused_reason: str
-    def __init__(self, shard: _Optional[int] = ..., shards: _Optional[int] = ..., versions: _Optional[_Iterable[_Union[ShardVersion, _Mapping]]] = ..., refused_version: _Optional[str] = ..., refused_reason: _Optional[str] = ...) -> None: ...
+    replica: str
+    def __init__(self, shard: _Optional[int] = ..., shards: _Optional[int] = ..., versions: _Optional[_Iterable[_Union[ShardVersion, _Mapping]]] = ..., refused_version: _Optional[str] = ..., refused_reason: _Optional[str] = ..., replica: _Optional[str] = ...) -> None: ...
