@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from dataclasses import dataclass
-from typing import Awaitable, Sequence, TypeVar
+from typing import Awaitable, Callable, Sequence, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from tastebud.index.merge import MISSING_ID, take_positions, topk_positions
-from tastebud.index.shards import ShardClient, ShardHits, ShardQuery
+from tastebud.index.shards import ShardClient, ShardQuery
 from tastebud.server.candidates import Candidates
 
 log = logging.getLogger(__name__)
@@ -39,28 +40,15 @@ async def retrieve(shards: Sequence[ShardClient], query_vector: npt.NDArray[np.f
     """Search every shard for ``query_vector`` (float32[d]) and merge into the global top ``query.k``."""
     query = dataclasses.replace(query, with_vectors=True)
     queries = query_vector[None, :]
-    # Shards that must wait (threads, the network) run as tasks; in-process shards whose search
-    # completes at once are awaited in turn, sparing a task and a loop iteration each.
-    tasks = {i: asyncio.ensure_future(shard.search(queries, query))
-             for i, shard in enumerate(shards) if not answers_inline(shard, query.space)}
-    outcomes: dict[int, ShardHits | BaseException | None] = {}
-    for i, shard in enumerate(shards):
-        if i not in tasks:
-            outcomes[i] = await _outcome(shard.search(queries, query))
-    if tasks:
-        done, pending = await asyncio.wait(tasks.values(), timeout=None if timeout is None else max(timeout, 0.0))
-        for task in pending:
-            task.cancel()
-        for i, task in tasks.items():
-            outcomes[i] = (task.exception() or task.result()) if task in done else None
+    outcomes = await ask_shards([(answers_inline(shard, query.space), functools.partial(shard.search, queries, query))
+                                 for shard in shards], timeout)
     missing: list[int] = []
     scores, ids, vectors = [], [], []
-    for i, shard in enumerate(shards):
-        hits = outcomes[i]
+    for shard, hits in zip(shards, outcomes):
         if hits is None:
             missing.append(shard.shard)
             continue
-        if isinstance(hits, BaseException):
+        if isinstance(hits, Exception):
             log.error("shard %d failed", shard.shard, exc_info=hits)
             missing.append(shard.shard)
             continue
@@ -90,12 +78,30 @@ def answers_inline(shard: ShardClient, space: str | None = None) -> bool:
     return bool(check(space)) if check is not None else False
 
 
-async def _outcome(call: Awaitable[T]) -> T | Exception:
-    """The call's result, or the exception it raised (a shard's failure is reported, not raised)."""
-    try:
-        return await call
-    except Exception as exc:  # noqa: BLE001 - the caller reports it as a missing shard
-        return exc
+async def ask_shards(calls: Sequence[tuple[bool, Callable[[], Awaitable[T]]]], timeout: float | None
+                     ) -> list[T | Exception | None]:
+    """Per call, its result, the exception it raised, or None when it was not done within
+    ``timeout`` (and was cancelled): a shard's failure is reported, not raised. Calls that must
+    wait (threads, the network) run concurrently as tasks; calls marked inline (in-process shards
+    that answer at once) are awaited in turn, sparing a task and a loop iteration each."""
+    tasks = {i: asyncio.ensure_future(call()) for i, (inline, call) in enumerate(calls) if not inline}
+    outcomes: dict[int, T | Exception | None] = {}
+    for i, (inline, call) in enumerate(calls):
+        if inline:
+            try:
+                outcomes[i] = await call()
+            except Exception as exc:  # noqa: BLE001 - the caller reports it as a missing shard
+                outcomes[i] = exc
+    if tasks:
+        done, pending = await asyncio.wait(tasks.values(), timeout=None if timeout is None else max(timeout, 0.0))
+        for task in pending:
+            task.cancel()
+        for i, task in tasks.items():
+            error = task.exception() if task in done else None
+            if error is not None and not isinstance(error, Exception):
+                raise error  # cancellation and the like are not a shard's failure
+            outcomes[i] = (error or task.result()) if task in done else None
+    return [outcomes[i] for i in range(len(calls))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,21 +124,12 @@ async def fetch_vectors(shards: Sequence[ShardClient], shard_of_row: npt.NDArray
     owners = shard_of_row[rows]
     by_shard = {shard.shard: shard for shard in shards}
     groups = [(s, np.flatnonzero(owners == s)) for s in np.unique(owners).tolist()]
-    if all(answers_inline(by_shard[s]) for s, _ in groups):
-        results = [await _outcome(by_shard[s].vectors(rows[pos], kind)) for s, pos in groups]
-    else:
-        tasks = [asyncio.ensure_future(by_shard[s].vectors(rows[pos], kind)) for s, pos in groups]
-        done, pending = await asyncio.wait(tasks, timeout=None if timeout is None else max(timeout, 0.0))
-        for task in pending:
-            task.cancel()
-        results = [(task.exception() or task.result()) if task in done else TimeoutError("no answer in time")
-                   for task in tasks]
+    results = await ask_shards([(answers_inline(by_shard[s]), functools.partial(by_shard[s].vectors, rows[pos], kind))
+                                for s, pos in groups], timeout)
     missing = []
     for (shard, pos), vectors in zip(groups, results):
-        if isinstance(vectors, BaseException):
-            if not isinstance(vectors, Exception):
-                raise vectors  # cancellation and the like are not a shard's failure
-            log.warning("shard %d: vectors failed: %s", shard, vectors)
+        if vectors is None or isinstance(vectors, Exception):
+            log.warning("shard %d: vectors failed: %s", shard, vectors or "no answer in time")
             missing.append(shard)
             continue
         out[pos] = vectors
