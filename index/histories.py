@@ -59,6 +59,9 @@ class UserHistories:
     def __len__(self) -> int:
         return len(self.user_ids)
 
+    def __contains__(self, user_id: object) -> bool:
+        return user_id in self._row
+
     @property
     def n_events(self) -> int:
         return len(self._items)

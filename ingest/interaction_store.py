@@ -164,14 +164,6 @@ class InteractionStore:
             row = self._db.execute("SELECT subscribed FROM subscriptions WHERE user_id = ?", (user_id,)).fetchone()
         return None if row is None else bool(row[0])
 
-    def user_hash(self, user_id: str) -> str:
-        return salted_hash(self._salt, user_id)
-
-    def is_forgotten(self, user_id: str) -> bool:
-        with self._lock:
-            return self._db.execute("SELECT 1 FROM forgotten WHERE user_hash = ?",
-                                    (self.user_hash(user_id),)).fetchone() is not None
-
     def high_water(self) -> int:
         """The largest seq stored so far (0 when empty)."""
         with self._lock:
@@ -191,7 +183,7 @@ class InteractionStore:
                 subscription = self._db.execute("DELETE FROM subscriptions WHERE user_id = ?", (user_id,)).rowcount
                 if remember_hash:
                     self._db.execute("INSERT OR REPLACE INTO forgotten (user_hash, forgotten_at) VALUES (?, ?)",
-                                     (self.user_hash(user_id), time.time()))
+                                     (salted_hash(self._salt, user_id), time.time()))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

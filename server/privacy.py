@@ -62,14 +62,11 @@ def _replace_file(path: Path, data: bytes) -> None:
         raise
 
 
-def forget_in_version(version_dir: Path, user_id: str) -> bool:
-    """Rewrite one version's users file without the user (and its manifest's checksum). True if
-    the user was there."""
+def forget_in_version(version_dir: Path, histories: UserHistories, user_id: str) -> None:
+    """Rewrite one version's users file (``histories``, as read from it) without the user, and its
+    manifest's checksum."""
     path = version_dir / USERS_FILE
-    histories = UserHistories.read(path)
     remaining = histories.without(user_id)
-    if remaining is histories:
-        return False
     fd, tmp = tempfile.mkstemp(dir=version_dir, prefix=f".{USERS_FILE}.")
     os.close(fd)
     try:
@@ -83,7 +80,6 @@ def forget_in_version(version_dir: Path, user_id: str) -> bool:
     manifest["files"][USERS_FILE] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
     manifest["n_users"] = len(remaining)
     _replace_file(manifest_path, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
-    return True
 
 
 def index_versions(root: Path) -> list[Path]:
@@ -93,13 +89,24 @@ def index_versions(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and (p / MANIFEST_NAME).is_file())
 
 
+def versions_holding(root: Path, user_id: str) -> list[tuple[Path, UserHistories]]:
+    """The version folders whose users file has the user, each with that file as read (once)."""
+    holding = []
+    for version_dir in index_versions(root):
+        histories = UserHistories.read(version_dir / USERS_FILE)
+        if user_id in histories:
+            holding.append((version_dir, histories))
+    return holding
+
+
 def forget_user(recommender: Recommender, user_id: str) -> ForgetReceipt:
     """Remove the user everywhere (see the module's docstring). Blocking. Unknown: empty receipt."""
     check_user_id(user_id)
     histories = recommender.histories
     store = histories.store
     root = recommender.index.version_dir.parent
-    versions = [v for v in index_versions(root) if user_id in UserHistories.read(v / USERS_FILE).user_ids]
+    holding = versions_holding(root, user_id)
+    versions = [version_dir for version_dir, _ in holding]
     in_store = store is not None and (store.history(user_id, impressions=True) or
                                       store.subscription(user_id) is not None)
     if not versions and not in_store and not histories.known(user_id):
@@ -114,8 +121,8 @@ def forget_user(recommender: Recommender, user_id: str) -> ForgetReceipt:
         # For builds that cannot see this store (another host, a Kubernetes job): hashes only.
         _replace_file(root / FORGOTTEN_FILE, store.forgotten_filter().to_json().encode())
     held = histories.forget(user_id)
-    for version_dir in versions:
-        forget_in_version(version_dir, user_id)
+    for version_dir, version_histories in holding:
+        forget_in_version(version_dir, version_histories, user_id)
     notes = []
     cache = root / MODEL_CACHE
     if cache.exists():
@@ -159,6 +166,6 @@ def export_user(recommender: Recommender, user_id: str) -> dict[str, Any]:
                     for row, ts, w in zip(history.items.tolist(), history.timestamps.tolist(),
                                           history.weights.tolist())],
         "recorded_events": [{k: v for k, v in asdict(e).items() if k != "user_id"} for e in events],
-        "index_versions_with_history": [v.name for v in index_versions(recommender.index.version_dir.parent)
-                                        if user_id in UserHistories.read(v / USERS_FILE).user_ids],
+        "index_versions_with_history": [v.name for v, _ in versions_holding(recommender.index.version_dir.parent,
+                                                                            user_id)],
     }
