@@ -54,14 +54,21 @@ def format_items(response: pb.RecommendResponse) -> str:
     return "\n".join(lines)
 
 
-def _call(args: argparse.Namespace, method: str, request: object, stub_class: type = pb_grpc.RecommenderStub) -> int:
+def _ask(args: argparse.Namespace, method: str, request: object, stub_class: type = pb_grpc.RecommenderStub):
+    """The response of one call to ``--target`` with ``--timeout``; None (after saying why) on an error."""
     with grpc.insecure_channel(args.target) as channel:
-        stub = stub_class(channel)
         try:
-            response = getattr(stub, method)(request, timeout=args.timeout)
+            return getattr(stub_class(channel), method)(request, timeout=args.timeout)
         except grpc.RpcError as exc:
             print(f"tastebud: {method} failed: {exc.code().name}: {exc.details()}", file=sys.stderr)
-            return 1
+            return None
+
+
+def _call(args: argparse.Namespace, method: str, request: object, stub_class: type = pb_grpc.RecommenderStub) -> int:
+    """Call and print the response (a table, or JSON with --json); exit code 1 on an error."""
+    response = _ask(args, method, request, stub_class)
+    if response is None:
+        return 1
     if args.json:
         print(json.dumps(json_format.MessageToDict(response, preserving_proto_field_name=True), indent=2))
     elif isinstance(response, pb.RecommendResponse):
@@ -119,12 +126,8 @@ def run_forget(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     from tastebud.v1 import admin_pb2, admin_pb2_grpc
 
-    with grpc.insecure_channel(args.target) as channel:
-        try:
-            answer = admin_pb2_grpc.AdminStub(channel).ExportUser(admin_pb2.ExportUserRequest(user_id=args.user),
-                                                                 timeout=args.timeout)
-        except grpc.RpcError as exc:
-            print(f"tastebud: ExportUser failed: {exc.code().name}: {exc.details()}", file=sys.stderr)
-            return 1
+    answer = _ask(args, "ExportUser", admin_pb2.ExportUserRequest(user_id=args.user), admin_pb2_grpc.AdminStub)
+    if answer is None:
+        return 1
     print(answer.json)
     return 0
