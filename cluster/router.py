@@ -25,6 +25,7 @@ from pathlib import Path
 import grpc
 
 from tastebud.cluster.config import ClusterConfig
+from tastebud.cluster.refusal import Refusal
 from tastebud.cluster.remote_shard import RemoteShard, shard_channel
 from tastebud.embed.encoder import Encoder, SentenceTransformerEncoder
 from tastebud.errors import TastebudError
@@ -47,7 +48,6 @@ log = logging.getLogger(__name__)
 
 INFO_TIMEOUT_SECONDS = 2.0
 MAX_INFO_PROBES = 32
-REFUSED_RETRY_SECONDS = 60.0
 
 
 class Router:
@@ -63,8 +63,7 @@ class Router:
         self._channels = {s.shard: shard_channel(s.target, cluster) for s in cluster.shards}
         self._replicas = {s.shard: len(s.addresses) for s in cluster.shards}  # 0: unknown (a DNS name)
         self._switch_lock = asyncio.Lock()
-        self.refused: tuple[str, str] = ("", "")
-        self._refused_at = 0.0
+        self.refused = Refusal()
 
     @property
     def current(self) -> Recommender | None:
@@ -149,24 +148,18 @@ class Router:
                 await asyncio.sleep(0.2)
             if entries is None:
                 if "refused" in why:
-                    self._refuse(version, why)
+                    self.refused.record(version, why, log, "router")
                 return SwitchResult(previous, previous, False, why)
             loop = asyncio.get_running_loop()
             try:
                 recommender = await loop.run_in_executor(self._executor, self._open, version_dir, entries)
             except (TastebudError, OSError) as exc:
-                self._refuse(version, str(exc))
+                self.refused.record(version, str(exc), log, "router")
                 return SwitchResult(previous, previous, False, str(exc))
             self._service.recommender = recommender  # one assignment: the swap
-            self.refused = ("", "")
+            self.refused.clear()
             log.info("router: switched from %s to %s", previous or "(none)", version)
             return SwitchResult(previous, version, True)
-
-    def _refuse(self, version: str, why: str) -> None:
-        if self.refused != (version, why):
-            log.error("router: not adopting index version %s: %s", version, why)
-        self.refused = (version, why)
-        self._refused_at = time.monotonic()
 
     async def watch(self) -> None:
         """Follow the published pointer every ``watch_seconds``; never dies of one failure."""
@@ -174,10 +167,8 @@ class Router:
             await asyncio.sleep(self._cluster.watch_seconds)
             try:
                 published = resolve_version_dir(self._cluster.index).name
-                # A refused version is tried again now and then: a file may have been caught mid-replace.
-                retry = time.monotonic() - self._refused_at > REFUSED_RETRY_SECONDS
                 if self.current is not None and published != self.current.version and \
-                        (published != self.refused[0] or retry):
+                        not self.refused.holds_off(published):
                     await self.switch_to_published()
             except Exception:  # noqa: BLE001 - the watcher must outlive a bad version or a hiccup
                 log.exception("router: watching the index failed")
@@ -194,7 +185,7 @@ class RouterService(RecommenderService):
     async def GetIndexInfo(self, request: pb.GetIndexInfoRequest, context: grpc.aio.ServicerContext) -> pb.IndexInfo:
         info = convert.index_info(self._recommender.info())
         if self.router is not None:
-            info.refused_version, info.refused_reason = self.router.refused
+            info.refused_version, info.refused_reason = self.router.refused.version, self.router.refused.reason
         return info
 
 

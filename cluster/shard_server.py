@@ -26,6 +26,7 @@ from grpc_reflection.v1alpha import reflection
 
 from tastebud.cluster import wire
 from tastebud.cluster.config import SHARD_SERVICE
+from tastebud.cluster.refusal import Refusal
 from tastebud.errors import IndexIntegrityError, InvalidInputError, TastebudError, UnavailableError
 from tastebud.index.load import open_shard
 from tastebud.index.manifest import read_manifest
@@ -39,7 +40,6 @@ from tastebud.v1 import shard_pb2_grpc as spb_grpc
 log = logging.getLogger(__name__)
 
 MAX_HELD_VERSIONS = 2
-REFUSED_RETRY_SECONDS = 60.0  # a refused version is verified again after this (it may have been mid-copy)
 MAX_CONNECTION_AGE_MS = 5 * 60 * 1000
 
 
@@ -66,8 +66,7 @@ class ShardHost:
         self._linger = linger_seconds
         self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
-        self.refused: tuple[str, str] = ("", "")
-        self._refused_at = 0.0
+        self.refused = Refusal()
         self.replica = f"{socket.gethostname()}:{os.getpid()}"  # the server adds its port once bound
 
     @property
@@ -85,13 +84,11 @@ class ShardHost:
         try:
             version_dir = resolve_version_dir(self._index)
         except TastebudError as exc:
-            self._refuse("", str(exc))
+            self.refused.record("", str(exc), log, f"shard {self._shard}")
             return False
         version = version_dir.name
         with self._lock:
-            recently_refused = self.refused[0] == version and \
-                time.monotonic() - self._refused_at < REFUSED_RETRY_SECONDS
-            if version in self._held or recently_refused:
+            if version in self._held or self.refused.holds_off(version):
                 return False
         try:
             manifest = read_manifest(version_dir)
@@ -99,7 +96,7 @@ class ShardHost:
                                self._batching)
         except (TastebudError, OSError, RuntimeError) as exc:
             # RuntimeError: FAISS's own complaint about an unreadable index file.
-            self._refuse(version, str(exc))
+            self.refused.record(version, str(exc), log, f"shard {self._shard}")
             return False
         with self._lock:
             self._held[version] = _Held(shard, len(manifest.shards))
@@ -109,17 +106,11 @@ class ShardHost:
                 dropped = min((v for v in self._held if v != version), key=lambda v: self._held[v].last_used)
                 del self._held[dropped]
                 log.info("shard %d: dropped version %s (holding %d at most)", self._shard, dropped, MAX_HELD_VERSIONS)
-            if self.refused[0] and self.refused[0] != version:
-                self.refused = ("", "")
+            if self.refused.version and self.refused.version != version:
+                self.refused.clear()
         log.info("shard %d: loaded version %s (%d items, %s)", self._shard, version, shard.info().count,
                  shard.info().factory)
         return True
-
-    def _refuse(self, version: str, reason: str) -> None:
-        if self.refused != (version, reason):
-            log.error("shard %d: refusing index version %s: %s", self._shard, version or "(none)", reason)
-        self.refused = (version, reason)
-        self._refused_at = time.monotonic()
 
     def get(self, version: str) -> LocalShard:
         """The shard of ``version`` ('' = newest held); UNAVAILABLE when this replica lacks it,
@@ -161,7 +152,7 @@ class ShardHost:
             shard=self._shard, shards=shards,
             versions=[spb.ShardVersion(version=v, items=h.shard.info().count, index_type=h.shard.info().factory)
                       for v, h in reversed(held)],
-            refused_version=self.refused[0], refused_reason=self.refused[1], replica=self.replica)
+            refused_version=self.refused.version, refused_reason=self.refused.reason, replica=self.replica)
 
 
 class ShardService(spb_grpc.ShardServicer):
@@ -267,8 +258,8 @@ async def start_shard_server(index: Path, shard: int, host: str = "127.0.0.1", p
 
 
 def shard_error(host: ShardHost) -> TastebudError:
-    version, reason = host.refused
-    return IndexIntegrityError(f"shard {host.shard}: cannot serve version {version or '(none)'}: {reason}")
+    return IndexIntegrityError(f"shard {host.shard}: cannot serve version {host.refused.version or '(none)'}: "
+                               f"{host.refused.reason}")
 
 
 async def serve_shard(index: Path, shard: int, host: str, port: int, grace_seconds: float = 5.0, **options) -> None:
