@@ -11,7 +11,9 @@ u = 0 and the prior alone (the popularity ranking); a free-text taste, encoded b
 sentence-transformer and mapped through ``text_projection``, joins the mean as
 ``taste_weight`` pseudo-items, so it leads for a new user and fades as history grows.
 
-- ``two_tower``: weights, vectors and projection learned (``tastebud.train.two_tower``).
+- ``two_tower``: weights, vectors and projection learned (``tastebud.train.two_tower``). An
+  ensemble of K of them is K such means side by side, u = [u_1 | ... | u_K], against items
+  [p_1 / K | ... | p_K / K, mean of b_j]: the members' mean score, still one search.
 - ``content``: text embeddings as both item and query vectors, weights halving every 20
   interactions, u normalised (cosine), b_j = 0.05 x log-popularity scaled to 0..1.
 """
@@ -35,6 +37,9 @@ def recency_weights(n: int, half_life: float) -> npt.NDArray[np.float32]:
 
 @dataclass(frozen=True, slots=True)
 class UserTower:
+    """``recency_weights`` is float32[L], or float32[K, L] for an ensemble of K members whose
+    query-side vectors are K blocks side by side ([v_1 | ... | v_K], each its own mean)."""
+
     recency_weights: npt.NDArray[np.float32]
     text_projection: npt.NDArray[np.float32] | None
     normalize: bool
@@ -42,11 +47,20 @@ class UserTower:
 
     @property
     def history_length(self) -> int:
-        return len(self.recency_weights)
+        return int(self.recency_weights.shape[-1])
+
+    @property
+    def members(self) -> int:
+        return 1 if self.recency_weights.ndim == 1 else int(self.recency_weights.shape[0])
 
     def weights_for(self, n: int) -> npt.NDArray[np.float32]:
-        """float32[n]: weights of the last n history items, oldest first (n <= history_length)."""
-        return self.recency_weights[:n][::-1].astype(np.float32)
+        """float32[n]: weights of the last n history items, oldest first (n <= history_length);
+        for an ensemble, the members' mean."""
+        return self._member_weights(n).mean(axis=0).astype(np.float32)
+
+    def _member_weights(self, n: int) -> npt.NDArray[np.float32]:
+        """float32[K, n]: each member's weights of the last n history items, oldest first."""
+        return np.atleast_2d(self.recency_weights)[:, :n][:, ::-1].astype(np.float32)
 
     def user_vector(self, history_vectors: npt.NDArray[np.float32],
                     event_weights: npt.NDArray[np.float32] | None = None,
@@ -54,18 +68,18 @@ class UserTower:
         """u (float32[d]) from the query-side vectors of the history (oldest first, at most
         history_length rows) and an optional encoded taste (float32[text_dim])."""
         n, d = history_vectors.shape
-        w = self.weights_for(n)
+        k = self.members
+        w = self._member_weights(n)
         if event_weights is not None:
-            w = w * event_weights.astype(np.float32)
-        total = w @ history_vectors
-        mass = float(w.sum())
+            w = w * event_weights.astype(np.float32)[None, :]
+        total = np.einsum("kn,nkd->kd", w, history_vectors.reshape(n, k, d // k))
+        mass = w.sum(axis=1)
         if taste is not None:
             projected = taste @ self.text_projection if self.text_projection is not None else taste
-            total = total + self.taste_weight * projected.astype(np.float32)
-            mass += self.taste_weight
-        if mass <= 0:
-            return np.zeros(d, dtype=np.float32)
-        u = (total / mass).astype(np.float32)
+            total = total + self.taste_weight * projected.astype(np.float32).reshape(k, d // k)
+            mass = mass + self.taste_weight
+        u = np.divide(total, mass[:, None], out=np.zeros_like(total), where=mass[:, None] > 0)
+        u = u.reshape(d).astype(np.float32)
         if self.normalize:
             norm = float(np.linalg.norm(u))
             u = u / norm if norm > 0 else u
@@ -79,8 +93,12 @@ class UserTower:
                       item_vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """[m, n]: how much each of n history items adds to each of m items' scores (for
         reasons). ``item_vectors`` are p_j, without the bias column."""
-        w = self.weights_for(len(history_vectors))
-        return (item_vectors @ history_vectors.T) * w[None, :]
+        n, d = history_vectors.shape
+        k = self.members
+        w = self._member_weights(n)
+        per_member = np.einsum("mkd,nkd->kmn", item_vectors.reshape(len(item_vectors), k, d // k),
+                               history_vectors.reshape(n, k, d // k))
+        return np.einsum("kmn,kn->mn", per_member, w).astype(np.float32)
 
     def save(self, path: Path) -> None:
         arrays = {"recency_weights": self.recency_weights, "normalize": np.array(self.normalize),

@@ -33,7 +33,7 @@ MIN_HISTORY_TO_VALIDATE = 5  # users with fewer events are never held out (the p
 TASTE_WEIGHT = 1.0
 SHORT_HISTORY = 3  # the validation's "new user" view: only this many most recent items are known
 # Part of every cache key: bump it when training code changes what a given input produces.
-TRAINER_VERSION = 5
+TRAINER_VERSION = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +129,7 @@ def two_tower_model(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
     info = {"kind": "two_tower", "dimension": int(weights.index_vectors.shape[1]), "config": config.as_dict(),
             "validation": validation, "training_seconds": round(weights.seconds, 2),
             "final_loss": round(weights.final_loss, 4), "training_key": key,
-            "recency_weights_first10": [round(float(w), 3) for w in weights.recency_weights[:10]]}
+            "recency_weights_first10": [round(float(w), 3) for w in np.atleast_2d(weights.recency_weights).mean(0)[:10]]}
     return RetrievalModel("two_tower", weights.index_vectors, weights.query_vectors, _tower(weights), info, ranker)
 
 

@@ -16,6 +16,12 @@ almost no history. A user with no history at all scores b_j: a learned popularit
 Training is next-item prediction with a softmax over all items (sampled negatives above
 ``full_softmax_max`` items), the user's own history masked out. CPU, seeded, deterministic.
 
+Ensemble: ``members`` models (seeds seed, seed+1, ...) are trained and served as one, their
+query blocks side by side and item blocks scaled by 1/K (:func:`ensemble`): one search scores
+the mean of their scores. On a validation split of MovieLens 100K train data, 3 members
+raised NDCG@10 from 0.2465 to 0.2555 (and 0.2148 to 0.2245 with only 3 history items) over one
+model, for 3x the training time and an index 3x as wide.
+
 The user tower is a weighted mean: serving runs it in numpy (``embed.user_tower``).
 """
 
@@ -23,8 +29,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -46,6 +52,7 @@ class TwoTowerConfig:
     learning_rate: float = 3e-3
     id_dropout: float = 0.3
     content_loss: float = 0.5
+    members: int = 3
     short_history: float = 0.3
     full_softmax_max: int = 50_000
     sampled_negatives: int = 4096
@@ -53,8 +60,8 @@ class TwoTowerConfig:
     threads: int = 0
 
     def __post_init__(self) -> None:
-        checks = {"dim": (1, 4096), "history": (1, 10_000), "epochs": (1, 1000), "batch_size": (1, 1 << 20),
-                  "full_softmax_max": (1, 1 << 30), "sampled_negatives": (1, 1 << 24), "threads": (0, 256)}
+        checks = {"dim": (1, 4096), "members": (1, 16), "history": (1, 10_000), "epochs": (1, 1000),
+                  "batch_size": (1, 1 << 20), "full_softmax_max": (1, 1 << 30), "sampled_negatives": (1, 1 << 24), "threads": (0, 256)}
         for name, (lo, hi) in checks.items():
             value = getattr(self, name)
             if not lo <= value <= hi:
@@ -108,7 +115,43 @@ def _examples(seqs: Sequences, history: int) -> tuple[npt.NDArray[np.int64], npt
 
 def train_two_tower(text_vectors: npt.NDArray[np.float32], seqs: Sequences, config: TwoTowerConfig,
                     progress: bool = False) -> TwoTowerWeights:
-    """Fit the model on ``seqs`` (item rows index ``text_vectors``); returns numpy weights."""
+    """Fit the model on ``seqs`` (item rows index ``text_vectors``); returns numpy weights.
+
+    With ``config.members`` K > 1, K models are trained with seeds seed, seed+1, ... and
+    served as one (:func:`ensemble`)."""
+    if config.members == 1:
+        return _train_member(text_vectors, seqs, config, progress, "two-tower")
+    return ensemble([_train_member(text_vectors, seqs, replace(config, seed=config.seed + k), progress,
+                                   f"two-tower {k + 1}/{config.members}") for k in range(config.members)])
+
+
+def ensemble(members: Sequence[TwoTowerWeights]) -> TwoTowerWeights:
+    """K trained models as one: query blocks side by side, item blocks scaled by 1/K and the
+    biases averaged, so [u_1 | ... | u_K, 1] . [p_1/K | ... | p_K/K, mean b] is the mean of the
+    members' scores (one search); recency weights [K, L], one row per member."""
+    k = len(members)
+
+    def items(vectors: list[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
+        blocks = [v[:, :-1] / k for v in vectors]
+        bias = np.mean([v[:, -1] for v in vectors], axis=0)[:, None]
+        return np.ascontiguousarray(np.concatenate([*blocks, bias], axis=1), dtype=np.float32)
+
+    text_index = [m.text_index_vectors for m in members]
+    users = [m.torch_user_vector for m in members]
+    return TwoTowerWeights(
+        items([m.index_vectors for m in members]),
+        np.ascontiguousarray(np.concatenate([m.query_vectors for m in members], axis=1), dtype=np.float32),
+        np.stack([m.recency_weights for m in members]).astype(np.float32),
+        np.ascontiguousarray(np.concatenate([m.text_projection for m in members], axis=1), dtype=np.float32),
+        float(np.mean([m.final_loss for m in members])), float(sum(m.seconds for m in members)),
+        items(text_index) if all(t is not None for t in text_index) else None,
+        (lambda history: np.concatenate([f(history) for f in users]))
+        if all(f is not None for f in users) else None)
+
+
+def _train_member(text_vectors: npt.NDArray[np.float32], seqs: Sequences, config: TwoTowerConfig,
+                  progress: bool, label: str) -> TwoTowerWeights:
+    """One model of the ensemble, with ``config.seed``."""
     import torch
     from tqdm.auto import tqdm
 
@@ -159,7 +202,7 @@ def train_two_tower(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
     sampled = n > config.full_softmax_max
     generator = torch.Generator().manual_seed(config.seed)
     total_loss, seen = 0.0, 0
-    bar = tqdm(total=config.epochs, desc="two-tower", unit="epoch", disable=not progress)
+    bar = tqdm(total=config.epochs, desc=label, unit="epoch", disable=not progress)
     for _ in range(config.epochs):
         total_loss, seen = 0.0, 0
         order = torch.randperm(len(target_all), generator=generator)

@@ -137,3 +137,24 @@ def test_content_index_vectors_carry_a_small_log_popularity_prior():
     nobody = content_index_vectors(text, np.zeros(4, np.float32))  # no interactions yet: no prior, no NaN
     assert np.all(nobody[:, 4] == 0.0)
     assert content_index_vectors(np.zeros((0, 4), np.float32), np.zeros(0, np.float32)).shape == (0, 5)
+
+
+def test_an_ensemble_tower_is_its_members_side_by_side():
+    """Recency weights [K, L]: each block of the query-side vectors is pooled by its own row,
+    with the same event weights and taste, and the contributions add up over the members."""
+    rng = np.random.default_rng(4)
+    w = rng.uniform(0.1, 2.0, size=(2, 4)).astype(np.float32)
+    projection = rng.normal(size=(5, 6)).astype(np.float32)  # 2 members x 3 dims
+    both = UserTower(w, projection, normalize=False, taste_weight=0.7)
+    alone = [UserTower(w[k], projection[:, 3 * k:3 * k + 3], normalize=False, taste_weight=0.7) for k in range(2)]
+    history = rng.normal(size=(3, 6)).astype(np.float32)
+    events = np.array([2.0, 1.0, 0.5], np.float32)
+    taste = rng.normal(size=5).astype(np.float32)
+    assert both.members == 2 and both.history_length == 4
+    expected = np.concatenate([t.user_vector(history[:, 3 * k:3 * k + 3], events, taste) for k, t in enumerate(alone)])
+    np.testing.assert_allclose(both.user_vector(history, events, taste), expected, rtol=1e-5)
+    items = rng.normal(size=(7, 6)).astype(np.float32)
+    expected_contributions = sum(t.contributions(history[:, 3 * k:3 * k + 3], items[:, 3 * k:3 * k + 3])
+                                 for k, t in enumerate(alone))
+    np.testing.assert_allclose(both.contributions(history, items), expected_contributions, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(both.weights_for(2), w[:, :2][:, ::-1].mean(0), rtol=1e-6)

@@ -76,7 +76,7 @@ def test_a_learnable_world_passes_the_gate_and_records_it(genre_world, tiny_conf
     validation = model.info["validation"]
     assert validation["model"]["ndcg@10"] > validation["popularity"]["ndcg@10"]
     assert validation["model"]["users"] == validation["popularity"]["users"] == 100  # every user has >= 6 items
-    assert model.info["kind"] == "two_tower" and model.info["dimension"] == tiny_config.dim + 1
+    assert model.info["kind"] == "two_tower" and model.info["dimension"] == tiny_config.members * tiny_config.dim + 1
     assert model.info["config"] == tiny_config.as_dict()
 
 
@@ -180,7 +180,7 @@ def test_a_learned_build_serves_the_trained_model(genre_world, tiny_config, tmp_
     assert read_manifest(built.version_dir) == built.manifest  # the model's info survives the JSON round trip
     retrieval = built.manifest.retrieval
     assert (retrieval["kind"], retrieval["dimension"], retrieval["config"]) == \
-        ("two_tower", tiny_config.dim + 1, tiny_config.as_dict())
+        ("two_tower", tiny_config.members * tiny_config.dim + 1, tiny_config.as_dict())
     assert retrieval["validation"]["model"]["ndcg@10"] > retrieval["validation"]["popularity"]["ndcg@10"]
 
     index = open_index(tmp_path, fingerprint=encoder.fingerprint, dimension=encoder.dimension)

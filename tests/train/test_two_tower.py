@@ -44,12 +44,42 @@ def fitted(world, tiny_config) -> tuple[RetrievalModel, TwoTowerWeights]:
 
 
 def test_weights_have_the_documented_shapes(world, trained, tiny_config):
-    n, d, text_dim = world.n_items, tiny_config.dim, world.text_vectors.shape[1]
+    n, text_dim, k = world.n_items, world.text_vectors.shape[1], tiny_config.members
+    d = k * tiny_config.dim
+    assert k > 1  # the default: an ensemble (the single model's shapes are checked below)
     shapes = [getattr(trained, name).shape for name in ARRAYS]
-    assert shapes == [(n, d + 1), (n, d), (tiny_config.history,), (text_dim, d)]
+    assert shapes == [(n, d + 1), (n, d), (k, tiny_config.history), (text_dim, d)]
     assert all(getattr(trained, name).dtype == np.float32 for name in ARRAYS)
     assert np.all(trained.recency_weights > 0)  # softplus: every position counts, none negatively
     assert np.isfinite(trained.final_loss) and all(np.isfinite(getattr(trained, a)).all() for a in ARRAYS)
+
+
+def test_one_member_has_the_single_model_shapes(world, tiny_config):
+    one = train_two_tower(world.text_vectors, world.seqs, dataclasses.replace(tiny_config, members=1))
+    n, d, text_dim = world.n_items, tiny_config.dim, world.text_vectors.shape[1]
+    assert [getattr(one, name).shape for name in ARRAYS] == [(n, d + 1), (n, d), (tiny_config.history,), (text_dim, d)]
+
+
+def test_an_ensemble_serves_the_mean_of_its_members_scores(world, trained, tiny_config):
+    """One search over the ensemble's vectors ranks by the members' mean score: each member is
+    the model trained alone with seed + k, pooled by its own recency weights."""
+    members = [train_two_tower(world.text_vectors, world.seqs, dataclasses.replace(tiny_config, members=1, seed=k))
+               for k in range(tiny_config.members)]
+    assert not np.allclose(members[0].recency_weights, members[1].recency_weights)
+    history = world.seqs.of(3)
+    served = _tower(trained)
+    ensemble_scores = trained.index_vectors @ served.query(served.user_vector(trained.query_vectors[history[-10:]]))
+    alone = []
+    for m in members:
+        tower = _tower(m)
+        alone.append(m.index_vectors @ tower.query(tower.user_vector(m.query_vectors[history[-10:]])))
+    np.testing.assert_allclose(ensemble_scores, np.mean(alone, axis=0), rtol=1e-4, atol=1e-5)
+
+
+def _tower(weights: TwoTowerWeights):
+    from tastebud.embed.user_tower import UserTower
+
+    return UserTower(weights.recency_weights, weights.text_projection, normalize=False, taste_weight=1.0)
 
 
 # --- (a) determinism ------------------------------------------------------------------------
