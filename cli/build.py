@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tastebud.errors import InvalidInputError
 from tastebud.ingest.model import Dataset
+from tastebud.train.two_tower import TwoTowerConfig
 
 
 def read_inputs(args: argparse.Namespace) -> Dataset:
@@ -53,7 +54,7 @@ def run_build(args: argparse.Namespace) -> int:
                              if value is not None})
     options = BuildOptions(n_shards=args.shards, factory=args.factory, exact_threshold=args.exact_threshold,
                            seed=args.seed, progress=not args.no_progress, store_high_water=high_water,
-                           retrieval=args.retrieval, tuning=tuning)
+                           retrieval=args.retrieval, tuning=tuning, two_tower=TwoTowerConfig(members=args.members))
     encoder = SentenceTransformerEncoder(args.model, batch_size=args.batch_size)
     vectors = load_precomputed_vectors(args.vectors, dataset.catalog.item_ids, encoder.dimension) \
         if args.vectors else None

@@ -12,10 +12,11 @@ def run_eval_command(args: argparse.Namespace) -> int:
     from tastebud.embed.encoder import SentenceTransformerEncoder
     from tastebud.evaluate.runner import EvalOptions, format_report, run_eval
     from tastebud.index.build import BuildOptions
+    from tastebud.train.two_tower import TwoTowerConfig
 
     dataset = read_inputs(args)
     build = BuildOptions(n_shards=args.shards, factory=args.factory, seed=args.seed, progress=not args.no_progress,
-                         retrieval=args.retrieval)
+                         retrieval=args.retrieval, two_tower=TwoTowerConfig(members=args.members))
     options = EvalOptions(work_dir=args.work, views=tuple(v.strip() for v in args.views.split(",") if v.strip()),
                           build=build, via=args.via, baselines=args.baselines)
     encoder = SentenceTransformerEncoder(args.model)

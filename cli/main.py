@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 from tastebud.cli.argtypes import non_negative, positive, seconds
 from tastebud.errors import TastebudError
+from tastebud.train.two_tower import TwoTowerConfig
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -27,6 +28,9 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--retrieval", choices=("auto", "two_tower", "content"), default="auto",
                    help="retrieval model: learned two-tower, text content only, or auto (two-tower when there are "
                         "enough interactions)")
+    p.add_argument("--members", type=positive, default=TwoTowerConfig().members,
+                   help="two-tower models trained with different seeds and served as one ensemble; "
+                        "each costs one more training and widens the index")
     p.add_argument("--out", type=Path, default=Path("indexes"), help="index root to publish into")
     p.add_argument("--shards", type=positive, default=4, help="number of shards")
     p.add_argument("--factory", help="FAISS factory string (default: Flat below --exact-threshold items, else HNSW32,Flat)")
@@ -216,6 +220,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shards", type=positive, default=4)
     p.add_argument("--factory", help="FAISS factory string (default: by catalog size)")
     p.add_argument("--retrieval", choices=("auto", "two_tower", "content"), default="auto", help="retrieval model")
+    p.add_argument("--members", type=positive, default=TwoTowerConfig().members,
+                   help="two-tower models trained with different seeds and served as one ensemble; "
+                        "each costs one more training and widens the index")
     p.add_argument("--model", default="all-MiniLM-L6-v2", help="sentence-transformers model")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--via", metavar="HOST:PORT", help="get main/short lists from a live server serving <work>/main")

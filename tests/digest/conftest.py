@@ -38,7 +38,7 @@ from live_server import ServerThread  # noqa: E402
 
 DEMO_ITEMS = 600
 DEMO_USERS = 260
-FAST_TWO_TOWER = TwoTowerConfig(epochs=6, threads=1)
+FAST_TWO_TOWER = TwoTowerConfig(epochs=6, members=1, threads=1)  # pages, not the model: one member is enough
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ from web_support import TastebudServer, WebServer  # noqa: E402
 
 DEMO_ITEMS = 600
 DEMO_USERS = 150
-FAST_TWO_TOWER = TwoTowerConfig(epochs=6, threads=1)
+FAST_TWO_TOWER = TwoTowerConfig(epochs=6, members=1, threads=1)  # pages, not the model: one member is enough
 CHROMIUM = Path(os.environ.get("TASTEBUD_CHROMIUM", "/usr/bin/chromium"))  # another path: to test the skip
 
 
