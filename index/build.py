@@ -153,7 +153,8 @@ def build_index(dataset: Dataset, encoder: Encoder, out_root: Path, options: Bui
             with open(staging / "neighbours.npz", "wb") as f:
                 np.savez(f, ids=neighbours[0], sims=neighbours[1])
             extra_files = ["ranker.txt", "neighbours.npz"]
-            retrieval_info["ranker"] = {"model": "ranker.txt", "neighbours": "neighbours.npz"}
+            retrieval_info["ranker"] = {"model": "ranker.txt", "neighbours": "neighbours.npz",
+                                        "new_items": bool(model.info["validation"]["ranker"].get("new_items", False))}
         entries = []
         for s, rows in enumerate(shard_rows):
             stem = f"shard-{s:03d}"

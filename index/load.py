@@ -85,7 +85,8 @@ def open_index(path: Path, *, fingerprint: str, dimension: int, tuning_overrides
     ranker = None
     if manifest.retrieval.get("ranker"):
         files = manifest.retrieval["ranker"]
-        ranker = LearnedRanker.load(version_dir / files["model"], version_dir / files["neighbours"], items)
+        ranker = LearnedRanker.load(version_dir / files["model"], version_dir / files["neighbours"], items,
+                                    for_new_items=bool(files.get("new_items", False)))
     return LoadedIndex(version_dir, manifest, items, histories, shards, tower, table, ranker)
 
 

@@ -17,7 +17,10 @@ from tastebud.server.features import FEATURE_NAMES, ItemSignals
 
 
 class LearnedRanker:
-    def __init__(self, booster, signals: ItemSignals) -> None:
+    """``for_new_items``: also re-order lists of new items only (validated on pseudo-cold
+    groups at build time); otherwise those keep their text-based retrieval order."""
+
+    def __init__(self, booster, signals: ItemSignals, for_new_items: bool = False) -> None:
         if list(booster.feature_name()) != list(FEATURE_NAMES):
             from tastebud.errors import IndexIntegrityError
 
@@ -25,9 +28,11 @@ class LearnedRanker:
                                       f"this server computes {list(FEATURE_NAMES)}; rebuild the index")
         self._booster = booster
         self.signals = signals
+        self.for_new_items = for_new_items
 
     @classmethod
-    def load(cls, model_path: Path, neighbours_path: Path, items: ItemStore) -> "LearnedRanker":
+    def load(cls, model_path: Path, neighbours_path: Path, items: ItemStore, for_new_items: bool = False
+             ) -> "LearnedRanker":
         import lightgbm
 
         from tastebud.train.ranker import attribute_codes
@@ -36,7 +41,8 @@ class LearnedRanker:
         with np.load(neighbours_path, allow_pickle=False) as data:
             ids, sims = data["ids"].astype(np.int64), data["sims"].astype(np.float32)
         offsets, codes, n_codes = attribute_codes(items.attributes, len(items))
-        return cls(booster, ItemSignals(items.popularity, items.years, offsets, codes, n_codes, ids, sims))
+        return cls(booster, ItemSignals(items.popularity, items.years, offsets, codes, n_codes, ids, sims),
+                   for_new_items)
 
     def score(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """float32[m]: higher is better."""

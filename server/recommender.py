@@ -270,10 +270,9 @@ class Recommender:
         if remaining is not None and remaining < self._config.ranker_reserve_seconds:
             return None, "learned re-ranking skipped to meet the deadline: retrieval order"
         candidates = retrieved.candidates
-        if not (ranker.signals.popularity[candidates.ids[candidates.ids >= 0]] > 0).any():
-            # Only new items (say, a new-releases shelf): the ranker's interaction features say
-            # nothing about them and it was validated on lists of items with interactions, so
-            # their text-based retrieval order stands.
+        if not ranker.for_new_items and not (ranker.signals.popularity[candidates.ids[candidates.ids >= 0]] > 0).any():
+            # Only new items (say, a new-releases shelf) and a ranker that did not beat retrieval
+            # order on the build's pseudo-new items: their text-based retrieval order stands.
             return None, None
         recent = history.items[-self._tower.history_length:]
         text_history, text_candidates = await asyncio.gather(self._vectors(recent, "text", deadline),

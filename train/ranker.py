@@ -39,7 +39,9 @@ class RankerConfig:
     validation_fraction: float = 0.2
     early_stopping: int = 40
     short_history: int = 3
-    cold_fraction: float = 0.0  # > 0: also train on pseudo-cold groups (see train_ranker)
+    # > 0: also train on pseudo-cold groups (see train_ranker); the ranker then re-orders lists
+    # of new items too, where it beats their retrieval order on those groups.
+    cold_fraction: float = 0.1
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -210,9 +212,11 @@ def train_ranker(holdout: Holdout, tower: UserTower, index_vectors: npt.NDArray[
                "validation_users": int(is_validation.sum()), "training_users": int((~is_validation).sum()),
                "trees": int(ranker.best_iteration_ or 0), "config": config.as_dict()}
     metrics["used"] = metrics["ranker_ndcg@10"] > metrics["retrieval_ndcg@10"]
-    log.info("ranker validation NDCG@10 %.4f vs retrieval order %.4f (%s); cold recall@10 %.4f vs %.4f",
+    # Lists of new items only (a new-releases shelf) get the ranker when it won on the pseudo-cold groups.
+    metrics["new_items"] = bool(per["cold"]["ranker"]) and mean["cold"]["ranker"] > mean["cold"]["retrieval"]
+    log.info("ranker validation NDCG@10 %.4f vs retrieval order %.4f (%s); new items NDCG@10 %.4f vs %.4f (%s)",
              metrics["ranker_ndcg@10"], metrics["retrieval_ndcg@10"], "used" if metrics["used"] else "not used",
-             mean["cold"]["ranker_recall"], mean["cold"]["retrieval_recall"])
+             mean["cold"]["ranker"], mean["cold"]["retrieval"], "used" if metrics["new_items"] else "not used")
     if not metrics["used"]:
         return None, metrics
     return ranker.booster_.model_to_string(num_iteration=ranker.best_iteration_ or None), metrics

@@ -152,3 +152,38 @@ def test_the_learned_ranker_respects_k_filters_seen_and_falls_back_on_short_dead
             assert raw == sorted(raw, reverse=True)
             changed += [i.item_id for i in ranked.items] != [i.item_id for i in rushed.items]
         assert changed >= 1  # the ranker does re-order somebody's list
+
+
+def test_lists_of_new_items_only_get_the_ranker_only_when_it_won_on_pseudo_new_items(report, encoder):
+    """The cold view's index: a list restricted to items nobody has interacted with keeps its
+    retrieval order unless the build's ranker beat that order on pseudo-new items."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from tastebud.server.app import open_recommender
+    from tastebud.server.domain import RecommendQuery
+
+    _, work = report
+    with ThreadPoolExecutor(2) as executor:
+        core = open_recommender(work / "cold", encoder, executor, None)
+        ranker = core.index.ranker
+        assert ranker is not None, core.index.manifest.retrieval["validation"].get("ranker")
+        assert ranker.for_new_items == core.index.manifest.retrieval["validation"]["ranker"]["new_items"]
+        assert core.index.manifest.retrieval["validation"]["ranker"]["by_history"]["cold"]["groups"] > 0
+        new = [core.items.item_ids[r] for r in np.flatnonzero(core.items.popularity == 0).tolist()]
+        assert len(new) >= 20
+        by_shard = {s.shard: s for s in core.index.shards}
+        for flag in (True, False):
+            ranker.for_new_items = flag
+            reordered = 0
+            for user in ("4", "9", "21"):
+                query = RecommendQuery(user_id=user, k=10, restrict_to=tuple(new))
+                result = asyncio.run(core.recommend(query))
+                assert len(result.items) == 10 and {i.item_id for i in result.items} <= set(new)
+                vector, _, _ = asyncio.run(core.user_query(query))
+                raw = [float(by_shard[int(core.items.shard[r])].vectors_sync(np.array([r]), "item")[0] @ vector)
+                       for r in [core.items.row_of(i.item_id) for i in result.items]]
+                reordered += not np.allclose([i.score for i in result.items], raw, atol=1e-4)
+            assert (reordered > 0) == flag

@@ -36,8 +36,8 @@ def test_cli_build_then_failed_build_leaves_the_published_index_untouched(tmp_pa
     args = ["build", "--items", str(demo_files.items), "--interactions", str(demo_files.interactions),
             "--config", str(demo_files.config), "--shards", "2", "--out", str(out), "--no-progress"]
     assert tastebud(args) == 0
-    # The default model: an ensemble of 3 two-tower members of 64 dimensions, plus the prior.
-    assert read_manifest(resolve_version_dir(out)).retrieval["dimension"] == 3 * 64 + 1
+    # The default model: an ensemble of 3 two-tower members side by side, plus the prior.
+    assert read_manifest(resolve_version_dir(out)).retrieval["dimension"] == 3 * TwoTowerConfig().dim + 1
     before = snapshot(out)
     bad = tmp_path / "events.csv"
     lines = demo_files.interactions.read_text().splitlines()
@@ -88,7 +88,7 @@ def test_recorded_events_survive_a_restart_and_reach_the_next_build(tmp_path, de
     assert tastebud(["build", "--items", str(demo_files.items), "--interactions", str(demo_files.interactions),
                      "--config", str(demo_files.config), "--shards", "2", "--out", str(root), "--no-progress",
                      "--members", "1"]) == 0
-    assert read_manifest(resolve_version_dir(root)).retrieval["dimension"] == 64 + 1  # one member
+    assert read_manifest(resolve_version_dir(root)).retrieval["dimension"] == TwoTowerConfig().dim + 1  # one member
     server = ServerThread(config, encoder)
     core = server.running.service.recommender
     history = core.user_history(user, np.zeros(0, np.int64))

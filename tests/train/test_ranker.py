@@ -47,6 +47,8 @@ def test_ranker_training_is_deterministic_and_reports_every_history_regime(setti
     assert by["cold"]["groups"] > 0  # users whose held-out tail holds a pseudo-cold item
     for regime in by.values():
         assert 0.0 <= regime["ranker_ndcg@10"] <= 1.0 and 0.0 <= regime["retrieval_recall@10"] <= 1.0
+    # Lists of new items get the ranker only where it beat retrieval order on the pseudo-cold groups.
+    assert metrics["new_items"] == (by["cold"]["ranker_ndcg@10"] > by["cold"]["retrieval_ndcg@10"])
 
 
 def test_without_text_only_vectors_or_a_cold_fraction_there_are_no_cold_groups(setting):
@@ -54,6 +56,7 @@ def test_without_text_only_vectors_or_a_cold_fraction_there_are_no_cold_groups(s
     assert metrics["by_history"]["cold"]["groups"] == 0
     _, metrics = train(setting, dataclasses.replace(CONFIG, cold_fraction=0.0))
     assert metrics["by_history"]["cold"]["groups"] == 0
+    assert metrics["new_items"] is False  # never validated on new items: never used on them
 
 
 def test_pseudo_cold_items_look_like_new_items_to_the_features(setting):
