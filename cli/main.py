@@ -19,6 +19,12 @@ from tastebud.train.two_tower import TwoTowerConfig
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
+def _add_members(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--members", type=positive, default=TwoTowerConfig().members,
+                   help="two-tower models trained with different seeds and served as one ensemble; "
+                        "each costs one more training and widens the index")
+
+
 def _add_build(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("build", help="build and publish a new index version",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -28,9 +34,7 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--retrieval", choices=("auto", "two_tower", "content"), default="auto",
                    help="retrieval model: learned two-tower, text content only, or auto (two-tower when there are "
                         "enough interactions)")
-    p.add_argument("--members", type=positive, default=TwoTowerConfig().members,
-                   help="two-tower models trained with different seeds and served as one ensemble; "
-                        "each costs one more training and widens the index")
+    _add_members(p)
     p.add_argument("--out", type=Path, default=Path("indexes"), help="index root to publish into")
     p.add_argument("--shards", type=positive, default=4, help="number of shards")
     p.add_argument("--factory", help="FAISS factory string (default: Flat below --exact-threshold items, else HNSW32,Flat)")
@@ -220,9 +224,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shards", type=positive, default=4)
     p.add_argument("--factory", help="FAISS factory string (default: by catalog size)")
     p.add_argument("--retrieval", choices=("auto", "two_tower", "content"), default="auto", help="retrieval model")
-    p.add_argument("--members", type=positive, default=TwoTowerConfig().members,
-                   help="two-tower models trained with different seeds and served as one ensemble; "
-                        "each costs one more training and widens the index")
+    _add_members(p)
     p.add_argument("--model", default="all-MiniLM-L6-v2", help="sentence-transformers model")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--via", metavar="HOST:PORT", help="get main/short lists from a live server serving <work>/main")
