@@ -15,7 +15,7 @@ from tastebud.evaluate.runner import EvalOptions, run_eval
 from tastebud.index.build import BuildOptions
 from tastebud.server.config import ServerConfig
 
-from conftest import FAST_TWO_TOWER  # noqa: E402
+from conftest import SHIPPED_TWO_TOWER  # noqa: E402
 from live_server import ServerThread
 
 SCORER = Path(os.environ.get("TASTEBUD_SHARED", Path(__file__).resolve().parents[3] / "shared")) / "eval" / "score.py"
@@ -33,7 +33,7 @@ def reference_scorer():
 @pytest.fixture(scope="module")
 def report(demo_dataset, encoder, tmp_path_factory):
     work = tmp_path_factory.mktemp("eval")
-    options = EvalOptions(work_dir=work, build=BuildOptions(n_shards=2, progress=False, two_tower=FAST_TWO_TOWER),
+    options = EvalOptions(work_dir=work, build=BuildOptions(n_shards=2, progress=False, two_tower=SHIPPED_TWO_TOWER),
                           baselines=True, ann_sample=50)
     return run_eval(demo_dataset, encoder, options), work
 
