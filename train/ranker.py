@@ -6,6 +6,8 @@ is relevant when it is in that user's held-out tail. Item signals (popularity, c
 neighbours) are computed from the prefixes alone, so no feature sees the labels. The ranker
 gets its own split of those users (``validation_fraction``) for early stopping and for the
 number that decides whether it is used at all: it must beat retrieval order on NDCG@10.
+Lists of pseudo-new items (``cold_fraction`` of the items stripped of their interactions) are
+trained on too, and decide apart whether the server re-orders lists of new items only.
 """
 
 from __future__ import annotations

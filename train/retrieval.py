@@ -129,7 +129,8 @@ def two_tower_model(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
     info = {"kind": "two_tower", "dimension": int(weights.index_vectors.shape[1]), "config": config.as_dict(),
             "validation": validation, "training_seconds": round(weights.seconds, 2),
             "final_loss": round(weights.final_loss, 4), "training_key": key,
-            "recency_weights_first10": [round(float(w), 3) for w in np.atleast_2d(weights.recency_weights).mean(0)[:10]]}
+            "recency_weights_first10": [round(float(w), 3)  # the members' mean, for an ensemble
+                                        for w in np.atleast_2d(weights.recency_weights).mean(0)[:10]]}
     return RetrievalModel("two_tower", weights.index_vectors, weights.query_vectors, _tower(weights), info, ranker)
 
 
