@@ -89,6 +89,9 @@ class RemoteShard:
     def info(self) -> ShardInfo:
         return self._info
 
+    def answers_inline(self, space: str | None = None) -> bool:
+        return False  # every call is a network round trip
+
     async def search(self, queries: npt.NDArray[np.float32], query: ShardQuery) -> ShardHits:
         if self._shard_of_row is not None and len(query.exclude):
             # Only this shard's exclusions travel: a long history costs each shard its own share.

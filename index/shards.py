@@ -94,6 +94,11 @@ class ShardClient(Protocol):
 
     def info(self) -> ShardInfo: ...
 
+    def answers_inline(self, space: str | None = None) -> bool:
+        """Whether a search of ``space`` (None: a vectors lookup) completes without waiting, so
+        a caller may await it directly instead of making it a task."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class VectorSpace:
@@ -308,12 +313,11 @@ class LocalShard:
         return ShardHits(scores.astype(np.float32), ids, vectors)
 
     def answers_inline(self, space: str | None = None) -> bool:
-        """Whether a search of ``space`` (None: a vectors lookup) completes without waiting, so
-        a caller may await it directly instead of making it a task."""
+        """Vectors lookups, and searches of small exact spaces or with no executor, run in place."""
         return space is None or self._executor is None or self._inline.get(space, False)
 
     async def search(self, queries: npt.NDArray[np.float32], query: ShardQuery) -> ShardHits:
-        if self._executor is None or self._inline.get(query.space, False):
+        if self.answers_inline(query.space):
             return self.search_sync(queries, query)
         excluded = self._batchable(queries, query)
         if excluded is not None:

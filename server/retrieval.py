@@ -40,7 +40,7 @@ async def retrieve(shards: Sequence[ShardClient], query_vector: npt.NDArray[np.f
     """Search every shard for ``query_vector`` (float32[d]) and merge into the global top ``query.k``."""
     query = dataclasses.replace(query, with_vectors=True)
     queries = query_vector[None, :]
-    outcomes = await ask_shards([(answers_inline(shard, query.space), functools.partial(shard.search, queries, query))
+    outcomes = await ask_shards([(shard.answers_inline(query.space), functools.partial(shard.search, queries, query))
                                  for shard in shards], timeout)
     missing: list[int] = []
     scores, ids, vectors = [], [], []
@@ -70,12 +70,6 @@ async def retrieve(shards: Sequence[ShardClient], query_vector: npt.NDArray[np.f
         vectors=take_positions(np.concatenate(vectors, axis=1), positions, 0.0)[0][valid].astype(np.float32),
     )
     return Retrieved(candidates, tuple(missing))
-
-
-def answers_inline(shard: ShardClient, space: str | None = None) -> bool:
-    """A shard's own word that it answers without waiting (``LocalShard``); others are assumed to wait."""
-    check = getattr(shard, "answers_inline", None)
-    return bool(check(space)) if check is not None else False
 
 
 async def ask_shards(calls: Sequence[tuple[bool, Callable[[], Awaitable[T]]]], timeout: float | None
@@ -124,7 +118,7 @@ async def fetch_vectors(shards: Sequence[ShardClient], shard_of_row: npt.NDArray
     owners = shard_of_row[rows]
     by_shard = {shard.shard: shard for shard in shards}
     groups = [(s, np.flatnonzero(owners == s)) for s in np.unique(owners).tolist()]
-    results = await ask_shards([(answers_inline(by_shard[s]), functools.partial(by_shard[s].vectors, rows[pos], kind))
+    results = await ask_shards([(by_shard[s].answers_inline(), functools.partial(by_shard[s].vectors, rows[pos], kind))
                                 for s, pos in groups], timeout)
     missing = []
     for (shard, pos), vectors in zip(groups, results):
