@@ -50,6 +50,16 @@ INFO_TIMEOUT_SECONDS = 2.0
 MAX_INFO_PROBES = 32
 
 
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """Whether every shard holds a version: their entries for it, or why not (``refused``: a
+    replica will not load it, so waiting cannot help)."""
+
+    entries: dict[int, spb.ShardVersion] | None
+    why: str = ""
+    refused: bool = False
+
+
 class Router:
     """Versions of the core over remote shards, and the rule for moving from one to the next."""
 
@@ -88,26 +98,27 @@ class Router:
                 break
         return list(seen.values())
 
-    async def shards_ready(self, version: str) -> tuple[dict[int, spb.ShardVersion] | None, str]:
-        """Each shard's entry for ``version`` when every replica asked holds it, else (None, why);
-        a replica that refused the version makes the why its reason."""
+    async def shards_ready(self, version: str) -> Readiness:
+        """Each shard's entry for ``version`` when every replica asked holds it, else why not;
+        a replica that refused the version makes that the reason (and waiting pointless)."""
         entries: dict[int, spb.ShardVersion] = {}
         for shard in sorted(self._channels):
             try:
                 answers = await self._replica_infos(shard)
             except grpc.aio.AioRpcError as exc:
-                return None, f"shard {shard} is not answering: {exc.code().name}"
+                return Readiness(None, f"shard {shard} is not answering: {exc.code().name}")
             for answer in answers:
                 if answer.shard != shard:
-                    return None, (f"the target of shard {shard} answers as shard {answer.shard}: "
-                                  "check the cluster config")
+                    return Readiness(None, f"the target of shard {shard} answers as shard {answer.shard}: "
+                                           "check the cluster config")
                 if answer.refused_version == version:
-                    return None, f"refused by shard {shard}: {answer.refused_reason}"
+                    return Readiness(None, f"refused by shard {shard}: {answer.refused_reason}", refused=True)
                 held = {v.version: v for v in answer.versions}
                 if version not in held:
-                    return None, f"shard {shard} has not loaded {version} yet (it holds {', '.join(held) or 'none'})"
+                    return Readiness(None, f"shard {shard} has not loaded {version} yet "
+                                           f"(it holds {', '.join(held) or 'none'})")
                 entries[shard] = held[version]
-        return entries, ""
+        return Readiness(entries)
 
     def _open(self, version_dir: Path, entries: dict[int, spb.ShardVersion]) -> Recommender:
         """The router's part of a version (no vectors) over that version's remote shards. Blocking."""
@@ -142,14 +153,15 @@ class Router:
                 return SwitchResult(previous, version, False, "already serving the published version")
             give_up = time.monotonic() + wait_seconds
             while True:
-                entries, why = await self.shards_ready(version)
-                if entries is not None or "refused" in why or time.monotonic() >= give_up:
+                ready = await self.shards_ready(version)
+                if ready.entries is not None or ready.refused or time.monotonic() >= give_up:
                     break
                 await asyncio.sleep(0.2)
+            entries = ready.entries
             if entries is None:
-                if "refused" in why:
-                    self.refused.record(version, why, log, "router")
-                return SwitchResult(previous, previous, False, why)
+                if ready.refused:
+                    self.refused.record(version, ready.why, log, "router")
+                return SwitchResult(previous, previous, False, ready.why)
             loop = asyncio.get_running_loop()
             try:
                 recommender = await loop.run_in_executor(self._executor, self._open, version_dir, entries)
