@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tastebud.ingest.demo import write_demo_data
 from tastebud.v1 import recommender_pb2 as pb
 from tastebud.v1 import recommender_pb2_grpc as pb_grpc
+
+from live_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("tastebud_deploy_validate_cmd", ROOT / "deploy" / "validate.py")
@@ -37,12 +38,6 @@ PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
 def _container(objs, kind, name):
     obj = next(o for o in objs if o["kind"] == kind and o["metadata"]["name"] == name)
     return next(c for pod in validate._pod_specs(obj) for c in validate._containers(pod))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _health(port: int, service: str) -> str:
@@ -87,7 +82,7 @@ def test_the_manifests_commands_serve(tmp_path: Path):
                          and o["metadata"]["name"].startswith("tastebud-shard-")), key=lambda o: o["metadata"]["name"])
         for obj in shards:
             c = _container(objs, "Deployment", obj["metadata"]["name"])
-            args, port = [local(a) for a in c["args"]], _free_port()
+            args, port = [local(a) for a in c["args"]], free_port()
             number = args[args.index("--shard") + 1]
             args[args.index("--port") + 1] = str(port)
             toml = toml.replace(f"dns:///tastebud-shard-{number}.tastebud.svc.cluster.local:50061",
@@ -96,7 +91,7 @@ def test_the_manifests_commands_serve(tmp_path: Path):
                                              stderr=open(tmp_path / f"shard-{number}.log", "w")), port, c))
         (paths["/etc/tastebud"] / "cluster.toml").write_text(toml)
         router = _container(objs, "Deployment", "tastebud-router")
-        args, port = [local(a) for a in router["args"]], _free_port()
+        args, port = [local(a) for a in router["args"]], free_port()
         args[args.index("--port") + 1] = str(port)
         started.append((subprocess.Popen([TASTEBUD, *args], env=env, stdout=subprocess.DEVNULL,
                                          stderr=open(tmp_path / "router.log", "w")), port, router))

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import csv
 import os
-import socket
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Iterator
 
 import grpc
@@ -26,19 +24,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from aiosmtpd.controller import Controller  # noqa: E402
 
 from tastebud.embed.encoder import SentenceTransformerEncoder  # noqa: E402
-from tastebud.index.build import BuildOptions, build_index  # noqa: E402
-from tastebud.ingest.config import DatasetConfig  # noqa: E402
 from tastebud.ingest.demo import write_demo_data  # noqa: E402
-from tastebud.ingest.readers import load_dataset  # noqa: E402
 from tastebud.server.config import ServerConfig  # noqa: E402
-from tastebud.train.two_tower import TwoTowerConfig  # noqa: E402
 from tastebud.v1 import recommender_pb2_grpc as pb_grpc  # noqa: E402
 
-from live_server import ServerThread  # noqa: E402
+from live_server import ONE_MEMBER_TWO_TOWER, ServerThread, free_port, load_demo, publish_demo_index  # noqa: E402
 
 DEMO_ITEMS = 600
 DEMO_USERS = 260
-FAST_TWO_TOWER = TwoTowerConfig(epochs=6, members=1, threads=1)  # pages, not the model: one member is enough
 
 
 @pytest.fixture(scope="session")
@@ -59,11 +52,8 @@ def demo_history(digest_demo_files) -> dict[str, set[str]]:
 @pytest.fixture(scope="session")
 def digest_server(digest_demo_files, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     encoder = SentenceTransformerEncoder()
-    dataset = load_dataset(digest_demo_files.items, digest_demo_files.interactions,
-                           DatasetConfig.from_toml(digest_demo_files.config))
-    root = tmp_path_factory.mktemp("digest-indexes")
-    build_index(dataset, encoder, root, BuildOptions(n_shards=3, progress=False, retrieval="two_tower",
-                                                     ranker=None, two_tower=FAST_TWO_TOWER))
+    root = publish_demo_index(load_demo(digest_demo_files), encoder, tmp_path_factory.mktemp("digest-indexes"), 3,
+                              ONE_MEMBER_TWO_TOWER)
     store = tmp_path_factory.mktemp("digest-store") / "interactions.sqlite"
     thread = ServerThread(ServerConfig(index=root, port=0, store=store, workers=2), encoder)
     yield thread
@@ -112,16 +102,10 @@ class SinkHandler:
         return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def smtp_sink() -> Iterator[tuple[SinkHandler, int]]:
     handler = SinkHandler()
-    controller = Controller(handler, hostname="127.0.0.1", port=_free_port())
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
     controller.start()
     yield handler, controller.port
     controller.stop()

@@ -24,6 +24,8 @@ from tastebud.digest.run import DigestOptions, send_digests
 from tastebud.digest.tokens import verify_unsubscribe_token
 from tastebud.v1 import recommender_pb2 as pb
 
+from live_server import all_user_ids
+
 SECRET = "digest-test-secret"
 OPTIONS = DigestOptions(k=8, diversity=0.3, timeout=10.0, concurrency=4, progress=False)
 
@@ -198,13 +200,7 @@ def test_eml_outbox_writes_one_parseable_file_per_user(digest_server, stub, tmp_
 
 def test_users_all_pages_through_list_users(digest_server, stub, tmp_path, capsys, monkeypatch):
     """``--users all`` (a preview: --no-record) writes one file per listed, subscribed user."""
-    listed, token = [], ""
-    while True:
-        page = stub.ListUsers(pb.ListUsersRequest(page_size=1000, page_token=token), timeout=10)
-        listed += list(page.user_ids)
-        token = page.next_page_token
-        if not token:
-            break
+    listed = all_user_ids(stub, page_size=1000)
     assert {str(u) for u in range(1, 261)} <= set(listed)
     monkeypatch.setenv("TASTEBUD_DIGEST_SECRET", SECRET)
     out = tmp_path / "outbox"

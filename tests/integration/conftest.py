@@ -17,15 +17,12 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from tastebud.embed.encoder import SentenceTransformerEncoder  # noqa: E402
-from tastebud.index.build import BuildOptions, build_index  # noqa: E402
-from tastebud.train.two_tower import TwoTowerConfig  # noqa: E402
-from tastebud.ingest.config import DatasetConfig  # noqa: E402
 from tastebud.ingest.demo import write_demo_data  # noqa: E402
-from tastebud.ingest.readers import load_dataset  # noqa: E402
 from tastebud.server.config import ServerConfig  # noqa: E402
+from tastebud.train.two_tower import TwoTowerConfig  # noqa: E402
 from tastebud.v1 import recommender_pb2_grpc as pb_grpc  # noqa: E402
 
-from live_server import ServerThread  # noqa: E402
+from live_server import ServerThread, load_demo, publish_demo_index  # noqa: E402
 
 DEMO_ITEMS = 600
 DEMO_USERS = 150
@@ -47,17 +44,14 @@ def demo_files(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def demo_dataset(demo_files):
-    return load_dataset(demo_files.items, demo_files.interactions, DatasetConfig.from_toml(demo_files.config))
+    return load_demo(demo_files)
 
 
 @pytest.fixture(scope="session")
 def demo_index(tmp_path_factory: pytest.TempPathFactory, demo_dataset, encoder) -> Path:
     """An index root with one published exact (Flat) version of the demo data, 3 shards, the
     two-tower retrieval model and no learned re-ranker (so answers have an exact reference)."""
-    root = tmp_path_factory.mktemp("indexes")
-    build_index(demo_dataset, encoder, root, BuildOptions(n_shards=3, progress=False, retrieval="two_tower",
-                                                          ranker=None, two_tower=SHIPPED_TWO_TOWER))
-    return root
+    return publish_demo_index(demo_dataset, encoder, tmp_path_factory.mktemp("indexes"), 3, SHIPPED_TWO_TOWER)
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,8 @@
 """Fixtures of the website tests: a real tastebud server on the demo data, and the website.
 
-The server is built and started the way tests/integration/conftest.py does it (the real
-bundled model, a small demo index, a real grpc.aio server on a free port in a background
-thread); the minimal code is copied here because that folder's conftest is not visible from
-this one. The website talks to it over gRPC only, exactly as in production: through Starlette's
+The server is built and started with the helpers tests/integration uses (``live_server``: the
+real bundled model, a small demo index, a real grpc.aio server on a free port in a background
+thread). The website talks to it over gRPC only, exactly as in production: through Starlette's
 TestClient for the route tests, and through uvicorn on a free port for the browser tests.
 """
 
@@ -18,30 +17,24 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from tastebud.embed.encoder import SentenceTransformerEncoder  # noqa: E402
-from tastebud.index.build import BuildOptions, build_index  # noqa: E402
-from tastebud.ingest.config import DatasetConfig  # noqa: E402
 from tastebud.ingest.demo import write_demo_data  # noqa: E402
-from tastebud.ingest.readers import load_dataset  # noqa: E402
 from tastebud.server.config import ServerConfig  # noqa: E402
-from tastebud.train.two_tower import TwoTowerConfig  # noqa: E402
 from tastebud.web.app import Settings, create_app  # noqa: E402
 
+from live_server import ONE_MEMBER_TWO_TOWER, load_demo, publish_demo_index  # noqa: E402
 from web_support import TastebudServer, WebServer  # noqa: E402
 
 DEMO_ITEMS = 600
 DEMO_USERS = 150
-FAST_TWO_TOWER = TwoTowerConfig(epochs=6, members=1, threads=1)  # pages, not the model: one member is enough
 CHROMIUM = Path(os.environ.get("TASTEBUD_CHROMIUM", "/usr/bin/chromium"))  # another path: to test the skip
 
 
 @pytest.fixture(scope="session")
 def web_demo_index(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     files = write_demo_data(tmp_path_factory.mktemp("web-demo-data"), n_items=DEMO_ITEMS, n_users=DEMO_USERS, seed=0)
-    dataset = load_dataset(files.items, files.interactions, DatasetConfig.from_toml(files.config))
     encoder = SentenceTransformerEncoder()
-    root = tmp_path_factory.mktemp("web-indexes")
-    build_index(dataset, encoder, root, BuildOptions(n_shards=2, progress=False, retrieval="two_tower",
-                                                     ranker=None, two_tower=FAST_TWO_TOWER))
+    root = publish_demo_index(load_demo(files), encoder, tmp_path_factory.mktemp("web-indexes"), 2,
+                              ONE_MEMBER_TWO_TOWER)
     return root, encoder
 
 

@@ -10,7 +10,7 @@ import time
 
 import httpx
 
-from web_support import free_port
+from live_server import free_port
 
 
 def test_tastebud_web_serves_the_site_and_stops_on_ctrl_c(tastebud_server) -> None:

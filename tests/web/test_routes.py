@@ -17,7 +17,7 @@ from tastebud.v1 import recommender_pb2_grpc as pb_grpc
 from tastebud.web.app import Settings, Taste, create_app
 from tastebud.web.labels import Labels
 
-from web_support import free_port
+from live_server import free_port
 
 ROW_TITLES = ("Top picks for you", "Because you watched", "New for you", "Popular now")
 

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 
 from live_server import ServerThread as TastebudServer  # noqa: F401 - the name the web tests use
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from live_server import free_port
 
 
 class WebServer:
