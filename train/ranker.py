@@ -23,7 +23,9 @@ from tastebud.errors import InvalidInputError
 from tastebud.server.features import FEATURE_NAMES, ItemSignals, UserContext, candidate_features, \
     cooccurrence_neighbours
 from tastebud.evaluate.metrics import list_metrics
+from tastebud.train.new_items import NewItemBlend
 from tastebud.train.sequences import Sequences
+from tastebud.train.two_tower import learned_items
 from tastebud.train.validation import Holdout
 
 log = logging.getLogger(__name__)
@@ -126,8 +128,8 @@ REGIMES = ("full", "short", "cold")
 def train_ranker(holdout: Holdout, tower: UserTower, index_vectors: npt.NDArray[np.float32],
                  query_vectors: npt.NDArray[np.float32], text_vectors: npt.NDArray[np.float32],
                  years: npt.NDArray[np.int32], attributes: dict[str, list[tuple[str, ...]]],
-                 config: RankerConfig, text_index_vectors: npt.NDArray[np.float32] | None = None
-                 ) -> tuple[str | None, dict]:
+                 config: RankerConfig, text_index_vectors: npt.NDArray[np.float32] | None = None,
+                 blend_new_items: NewItemBlend | None = None) -> tuple[str | None, dict]:
     """(LightGBM model as text, or None when it does not beat retrieval order; metrics).
 
     Each held-out user makes up to three groups: the whole prefix as history ("full"), only
@@ -136,7 +138,9 @@ def train_ranker(holdout: Holdout, tower: UserTower, index_vectors: npt.NDArray[
     ``cold_fraction`` of the items is treated as new releases -- text-only vectors, no
     popularity, no co-occurrence, out of every history -- and only they are ranked, as for a
     catalog's newest items. Without that the ranker never sees items without interactions and
-    scores them by the "no data" values of its interaction features."""
+    scores them by the "no data" values of its interaction features. ``blend_new_items`` gives
+    the pseudo-cold items the vectors a build gives new ones (:mod:`tastebud.train.new_items`),
+    from their neighbours among the items that keep theirs."""
     import lightgbm
 
     signals = item_signals(holdout.prefix, years, attributes)
@@ -151,8 +155,11 @@ def train_ranker(holdout: Holdout, tower: UserTower, index_vectors: npt.NDArray[
         warm = np.flatnonzero(signals.popularity > 0)
         cold[rng.permutation(warm)[: int(round(config.cold_fraction * len(warm)))]] = True
     cold_signals = _without(signals, cold) if cold.any() else signals
-    cold_vectors = np.where(cold[:, None], text_index_vectors, index_vectors).astype(np.float32) \
-        if cold.any() else index_vectors
+    cold_vectors = index_vectors
+    if cold.any():
+        cold_vectors = np.where(cold[:, None], text_index_vectors, index_vectors).astype(np.float32)
+        if blend_new_items is not None:
+            cold_vectors = blend_new_items(cold_vectors, cold, learned_items(holdout.prefix) & ~cold)
     groups: dict[bool, list] = {False: [], True: []}
     for u, validation in zip(users, is_validation.tolist()):
         prefix = holdout.prefix.of(u)

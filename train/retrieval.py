@@ -19,6 +19,7 @@ import numpy.typing as npt
 from tastebud.embed.user_tower import UserTower, content_index_vectors, content_tower
 from tastebud.errors import InvalidInputError, ModelValidationError
 from tastebud.train.cache import ModelCache, training_key
+from tastebud.train.new_items import NewItemBlend
 from tastebud.train.ranker import RankerConfig, train_ranker
 from tastebud.train.sequences import Sequences
 from tastebud.train.two_tower import TwoTowerConfig, TwoTowerWeights, train_two_tower
@@ -33,7 +34,7 @@ MIN_HISTORY_TO_VALIDATE = 5  # users with fewer events are never held out (the p
 TASTE_WEIGHT = 1.0
 SHORT_HISTORY = 3  # the validation's "new user" view: only this many most recent items are known
 # Part of every cache key: bump it when training code changes what a given input produces.
-TRAINER_VERSION = 6
+TRAINER_VERSION = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +120,8 @@ def two_tower_model(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
         if ranker_config is not None and catalog is not None:
             ranker, validation["ranker"] = train_ranker(
                 holdout, _tower(trial), trial.index_vectors, trial.query_vectors, text_vectors, catalog.years,
-                catalog.attributes, ranker_config, trial.text_index_vectors)
+                catalog.attributes, ranker_config, trial.text_index_vectors,
+                NewItemBlend(text_vectors, config.new_item_neighbours, config.new_item_blend))
         weights = train_two_tower(text_vectors, seqs, config, progress)
         if cache is not None:
             cache.put(key, {"index_vectors": weights.index_vectors, "query_vectors": weights.query_vectors,

@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tastebud.errors import InvalidInputError
+from tastebud.train.new_items import NewItemBlend
 from tastebud.train.sequences import Sequences
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,9 @@ class TwoTowerConfig:
     content_loss: float = 0.5
     members: int = 3
     short_history: float = 0.3
+    # Items without interactions: blend with this many text neighbours' learned vectors (0: off)
+    new_item_neighbours: int = 20
+    new_item_blend: float = 0.5
     full_softmax_max: int = 50_000
     sampled_negatives: int = 4096
     seed: int = 0
@@ -63,7 +67,7 @@ class TwoTowerConfig:
     def __post_init__(self) -> None:
         checks = {"dim": (1, 4096), "members": (1, 16), "history": (1, 10_000), "epochs": (1, 1000),
                   "batch_size": (1, 1 << 20), "full_softmax_max": (1, 1 << 30), "sampled_negatives": (1, 1 << 24),
-                  "threads": (0, 256)}
+                  "threads": (0, 256), "new_item_neighbours": (0, 10_000)}
         for name, (lo, hi) in checks.items():
             value = getattr(self, name)
             if not lo <= value <= hi:
@@ -71,6 +75,8 @@ class TwoTowerConfig:
         for name in ("id_dropout", "short_history"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise InvalidInputError(f"two-tower {name} must be within [0, 1), got {getattr(self, name)}")
+        if not 0.0 <= self.new_item_blend <= 1.0:
+            raise InvalidInputError(f"two-tower new_item_blend must be within [0, 1], got {self.new_item_blend}")
         if self.learning_rate <= 0 or self.content_loss < 0:
             raise InvalidInputError("two-tower learning_rate must be > 0 and content_loss >= 0")
 
@@ -121,11 +127,26 @@ def train_two_tower(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
     """Fit the model on ``seqs`` (item rows index ``text_vectors``); returns numpy weights.
 
     With ``config.members`` K > 1, K models are trained with seeds seed, seed+1, ... and
-    served as one (:func:`ensemble`)."""
+    served as one (:func:`ensemble`). Items that were never a next item in ``seqs`` get their
+    text-only vector blended with their text neighbours' (``train.new_items``)."""
     if config.members == 1:
-        return _train_member(text_vectors, seqs, config, progress, "two-tower")
-    return ensemble([_train_member(text_vectors, seqs, replace(config, seed=config.seed + k), progress,
-                                   f"two-tower {k + 1}/{config.members}") for k in range(config.members)])
+        weights = _train_member(text_vectors, seqs, config, progress, "two-tower")
+    else:
+        weights = ensemble([_train_member(text_vectors, seqs, replace(config, seed=config.seed + k), progress,
+                                          f"two-tower {k + 1}/{config.members}") for k in range(config.members)])
+    learned = learned_items(seqs)
+    blend = NewItemBlend(text_vectors, config.new_item_neighbours, config.new_item_blend)
+    return replace(weights, index_vectors=blend(weights.index_vectors, ~learned, learned))
+
+
+def learned_items(seqs: Sequences) -> npt.NDArray[np.bool_]:
+    """Items that are some user's next item (not only a first one): those whose id embeddings
+    training fits; every other item is served from its text (:func:`_train_member`)."""
+    not_first = np.ones(len(seqs.items), dtype=bool)
+    not_first[seqs.offsets[:-1][np.diff(seqs.offsets) > 0]] = False
+    learned = np.zeros(seqs.n_items, dtype=bool)
+    learned[seqs.items[not_first]] = True
+    return learned
 
 
 def ensemble(members: Sequence[TwoTowerWeights]) -> TwoTowerWeights:

@@ -1,0 +1,72 @@
+"""New items' vectors: their own text vector blended with their text neighbours' learned ones."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from tastebud.train.new_items import neighbour_blended_vectors
+from tastebud.train.two_tower import learned_items, train_two_tower
+
+
+def _case():
+    """Rows 0-2 known, row 3 new. Text: row 3 is nearest row 0 (cos 0.8), then row 1 (0.6);
+    row 2 points the other way (cos -1 with row 0), so it never counts."""
+    text = np.array([[1, 0], [0, 1], [-1, 0], [0.8, 0.6]], dtype=np.float32)
+    vectors = np.array([[1, 2, 10], [3, 4, 20], [5, 6, 30], [7, 8, 40]], dtype=np.float32)  # last column: bias
+    new = np.array([False, False, False, True])
+    return text, vectors, new, ~new
+
+
+def test_a_new_item_takes_the_similarity_weighted_mean_of_its_neighbours_and_keeps_its_bias():
+    text, vectors, new, known = _case()
+    out = neighbour_blended_vectors(text, vectors, new, known, neighbours=2, blend=0.5)
+    neighbour_mean = (0.8 * vectors[0, :2] + 0.6 * vectors[1, :2]) / 1.4
+    np.testing.assert_allclose(out[3, :2], 0.5 * vectors[3, :2] + 0.5 * neighbour_mean, rtol=1e-6)
+    assert out[3, 2] == 40  # the bias (popularity prior) stays the item's own
+    np.testing.assert_array_equal(out[:3], vectors[:3])  # known items are untouched
+    assert out is not vectors and np.array_equal(vectors[3], [7, 8, 40])  # a copy: the input is kept
+
+
+def test_neighbours_with_negative_similarity_weigh_nothing():
+    text, vectors, new, known = _case()
+    everyone = neighbour_blended_vectors(text, vectors, new, known, neighbours=3, blend=1.0)
+    nearest_two = neighbour_blended_vectors(text, vectors, new, known, neighbours=2, blend=1.0)
+    np.testing.assert_allclose(everyone, nearest_two, rtol=1e-6)
+
+
+def test_nothing_changes_when_it_is_off_or_has_nothing_to_go_by():
+    text, vectors, new, known = _case()
+    for kwargs in ({"neighbours": 0, "blend": 0.5}, {"neighbours": 2, "blend": 0.0}):
+        np.testing.assert_array_equal(neighbour_blended_vectors(text, vectors, new, known, **kwargs), vectors)
+    nobody_known = np.zeros(4, dtype=bool)
+    np.testing.assert_array_equal(neighbour_blended_vectors(text, vectors, new, nobody_known, 2, 0.5), vectors)
+    # A new item is never its own neighbour, even when the caller marks it known too.
+    np.testing.assert_array_equal(neighbour_blended_vectors(text, vectors, new, np.ones(4, bool), 1, 1.0)[3, :2],
+                                  vectors[0, :2])
+
+
+def test_learned_items_are_the_ones_that_were_someones_next_item(genre_world):
+    world = genre_world(seed=0)
+    learned = learned_items(world.seqs)
+    firsts = {int(world.seqs.of(u)[0]) for u in range(len(world.seqs))}
+    later = {int(i) for u in range(len(world.seqs)) for i in world.seqs.of(u)[1:]}
+    assert set(np.flatnonzero(learned).tolist()) == later
+    assert not learned[world.cold].any()
+    assert firsts - later == set(np.flatnonzero(~learned).tolist()) - set(world.cold.tolist())
+
+
+def test_training_blends_exactly_the_items_it_has_not_learned(genre_world, tiny_config):
+    """The published vectors of never-next items are their text-only vectors blended with their
+    neighbours'; blend 0 gives the text-only vectors themselves, and learned items never change."""
+    world = genre_world(seed=0)
+    blended = train_two_tower(world.text_vectors, world.seqs, tiny_config)
+    plain = train_two_tower(world.text_vectors, world.seqs, dataclasses.replace(tiny_config, new_item_blend=0.0))
+    learned = learned_items(world.seqs)
+    np.testing.assert_array_equal(plain.index_vectors[~learned], plain.text_index_vectors[~learned])
+    np.testing.assert_array_equal(blended.index_vectors[learned], plain.index_vectors[learned])
+    expected = neighbour_blended_vectors(world.text_vectors, plain.index_vectors, ~learned, learned,
+                                         tiny_config.new_item_neighbours, tiny_config.new_item_blend)
+    np.testing.assert_allclose(blended.index_vectors, expected, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(blended.index_vectors[world.cold], plain.index_vectors[world.cold])

@@ -1,0 +1,75 @@
+"""Vectors for items nobody has interacted with yet, from the learned vectors of their text neighbours.
+
+The two-tower model gives an item without interactions its text-only vector [A t_j, c . t_j]: a
+linear map of the sentence embedding. Titles close in text space (a sequel, the same director's
+style, the same era and genres) are often watched by the same people, which a linear map of
+the embedding only partly carries. So a new item's searched vector blends its own text vector
+with the similarity-weighted mean of the learned vectors of its ``neighbours`` nearest items
+(cosine of the text embeddings) among the items that have them:
+
+    v_j = (1 - blend) [A t_j, c . t_j] + blend [sum_i w_ji p_i, c . t_j],   w_ji ~ cos(t_j, t_i)
+
+The bias (popularity prior) stays the item's own: a neighbour's audience says little about how
+many people a new release will reach. The result is an item vector like any other, so one ANN
+search still serves warm and new items together.
+
+Chosen on pseudo-new items of the build's validation split of MovieLens 100K train data: six
+random draws of 10% of the items, stripped of their interactions, Recall@10 ranking only those
+items. 20 neighbours at blend 0.5 raised it from 0.2473 to 0.2814 (mean of the six draws) for
+the shipped three-member model and from 0.2441 to 0.2841 for one 64-d model, on all twelve
+draws; blending the bias too was no better. See the README for the protocol's cold items.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True, slots=True)
+class NewItemBlend:
+    """:func:`neighbour_blended_vectors` with one build's text vectors and settings bound: the
+    build applies it to its new items, the re-ranker's training to its pseudo-new ones."""
+
+    text_vectors: npt.NDArray[np.float32]
+    neighbours: int
+    blend: float
+
+    def __call__(self, index_vectors: npt.NDArray[np.float32], new: npt.NDArray[np.bool_],
+                 known: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:
+        return neighbour_blended_vectors(self.text_vectors, index_vectors, new, known, self.neighbours, self.blend)
+
+
+def neighbour_blended_vectors(text_vectors: npt.NDArray[np.float32], index_vectors: npt.NDArray[np.float32],
+                              new: npt.NDArray[np.bool_], known: npt.NDArray[np.bool_], neighbours: int,
+                              blend: float) -> npt.NDArray[np.float32]:
+    """``index_vectors`` (last column the bias) with each ``new`` row blended with its text
+    neighbours among the ``known`` rows; other rows are returned unchanged (a copy).
+
+    ``index_vectors[new]`` are the new items' own (text-only) vectors; ``known`` rows must not
+    include new ones. With no known rows, ``neighbours`` 0 or ``blend`` 0 nothing changes."""
+    import faiss
+
+    out = np.array(index_vectors, dtype=np.float32, copy=True)
+    new_rows, known_rows = np.flatnonzero(new), np.flatnonzero(known & ~new)
+    if not len(new_rows) or not len(known_rows) or neighbours <= 0 or blend <= 0:
+        return out
+    unit = _unit(text_vectors)
+    search = faiss.IndexFlatIP(unit.shape[1])
+    search.add(unit[known_rows])
+    similarity, position = search.search(unit[new_rows], min(neighbours, len(known_rows)))
+    weights = np.clip(similarity, 0.0, None)
+    total = weights.sum(axis=1, keepdims=True)
+    has_neighbours = total[:, 0] > 0
+    weights = np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)
+    neighbour_mean = np.einsum("nk,nkd->nd", weights, out[known_rows[position], :-1])
+    rows = new_rows[has_neighbours]
+    out[rows, :-1] = (1.0 - blend) * out[rows, :-1] + blend * neighbour_mean[has_neighbours]
+    return out
+
+
+def _unit(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
