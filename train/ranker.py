@@ -135,12 +135,12 @@ def train_ranker(holdout: Holdout, tower: UserTower, index_vectors: npt.NDArray[
     Each held-out user makes up to three groups: the whole prefix as history ("full"), only
     its last ``short_history`` items ("short": a new user), and, with ``text_index_vectors``
     (the validation model's text-only item vectors [A t_j, c . t_j]), a "cold" group: a random
-    ``cold_fraction`` of the items is treated as new releases -- text-only vectors, no
-    popularity, no co-occurrence, out of every history -- and only they are ranked, as for a
-    catalog's newest items. Without that the ranker never sees items without interactions and
-    scores them by the "no data" values of its interaction features. ``blend_new_items`` gives
-    the pseudo-cold items the vectors a build gives new ones (:mod:`tastebud.train.new_items`),
-    from their neighbours among the items that keep theirs."""
+    ``cold_fraction`` of the items is treated as new releases -- the vectors a build gives new
+    items (text-only, blended by ``blend_new_items`` with their text neighbours among the
+    other items, :mod:`tastebud.train.new_items`), no popularity, no co-occurrence, out of
+    every history -- and only they are ranked, as for a catalog's newest items. Without that
+    the ranker never sees items without interactions and scores them by the "no data" values
+    of its interaction features."""
     import lightgbm
 
     signals = item_signals(holdout.prefix, years, attributes)
