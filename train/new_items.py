@@ -22,24 +22,8 @@ draws; blending the bias too was no better. See the README for the protocol's co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import numpy.typing as npt
-
-
-@dataclass(frozen=True, slots=True)
-class NewItemBlend:
-    """:func:`neighbour_blended_vectors` with one build's text vectors and settings bound: the
-    build applies it to its new items, the re-ranker's training to its pseudo-new ones."""
-
-    text_vectors: npt.NDArray[np.float32]
-    neighbours: int
-    blend: float
-
-    def __call__(self, index_vectors: npt.NDArray[np.float32], new: npt.NDArray[np.bool_],
-                 known: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:
-        return neighbour_blended_vectors(self.text_vectors, index_vectors, new, known, self.neighbours, self.blend)
 
 
 def neighbour_blended_vectors(text_vectors: npt.NDArray[np.float32], index_vectors: npt.NDArray[np.float32],

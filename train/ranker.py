@@ -6,8 +6,9 @@ is relevant when it is in that user's held-out tail. Item signals (popularity, c
 neighbours) are computed from the prefixes alone, so no feature sees the labels. The ranker
 gets its own split of those users (``validation_fraction``) for early stopping and for the
 number that decides whether it is used at all: it must beat retrieval order on NDCG@10.
-Lists of pseudo-new items (``cold_fraction`` of the items stripped of their interactions) are
-trained on too, and decide apart whether the server re-orders lists of new items only.
+Lists of pseudo-new items (``cold_fraction`` of the items stripped of their interactions, and
+scored by the validation model retrained without them) are trained on too, and decide apart
+whether the server re-orders lists of new items only.
 """
 
 from __future__ import annotations
@@ -23,9 +24,7 @@ from tastebud.errors import InvalidInputError
 from tastebud.server.features import FEATURE_NAMES, ItemSignals, UserContext, candidate_features, \
     cooccurrence_neighbours
 from tastebud.evaluate.metrics import list_metrics
-from tastebud.train.new_items import NewItemBlend
 from tastebud.train.sequences import Sequences
-from tastebud.train.two_tower import learned_items
 from tastebud.train.validation import Holdout
 
 log = logging.getLogger(__name__)
@@ -43,8 +42,9 @@ class RankerConfig:
     validation_fraction: float = 0.2
     early_stopping: int = 40
     short_history: int = 3
-    # > 0: also train on pseudo-cold groups (see train_ranker); the ranker then re-orders lists
-    # of new items too, where it beats their retrieval order on those groups.
+    # > 0: also train on pseudo-cold groups (see train_ranker; it costs the build one more
+    # training of the model); the ranker then re-orders lists of new items too, where it beats
+    # their retrieval order on those groups.
     cold_fraction: float = 0.1
     seed: int = 0
 
@@ -125,22 +125,41 @@ def _without(signals: ItemSignals, cold: npt.NDArray[np.bool_]) -> ItemSignals:
 REGIMES = ("full", "short", "cold")
 
 
+@dataclass(frozen=True, slots=True)
+class PseudoNewItems:
+    """The re-ranker's new releases: ``items`` (a mask over item rows) stripped of their
+    interactions, and the validation model retrained without them (its user tower, index and
+    query vectors). Their vectors are then what a build gives real new items; the validation
+    model itself was fitted to them and would make them look far easier to place than new
+    releases are."""
+
+    items: npt.NDArray[np.bool_]
+    tower: UserTower
+    index_vectors: npt.NDArray[np.float32]
+    query_vectors: npt.NDArray[np.float32]
+
+
+def pseudo_new_items(prefix: Sequences, config: RankerConfig) -> npt.NDArray[np.bool_]:
+    """A seeded random ``cold_fraction`` of the items that have interactions in ``prefix``."""
+    present = np.flatnonzero(np.bincount(prefix.items, minlength=prefix.n_items) > 0)
+    chosen = np.random.default_rng(config.seed).permutation(present)[: int(round(config.cold_fraction * len(present)))]
+    mask = np.zeros(prefix.n_items, dtype=bool)
+    mask[chosen] = True
+    return mask
+
+
 def train_ranker(holdout: Holdout, tower: UserTower, index_vectors: npt.NDArray[np.float32],
                  query_vectors: npt.NDArray[np.float32], text_vectors: npt.NDArray[np.float32],
                  years: npt.NDArray[np.int32], attributes: dict[str, list[tuple[str, ...]]],
-                 config: RankerConfig, text_index_vectors: npt.NDArray[np.float32] | None = None,
-                 blend_new_items: NewItemBlend | None = None) -> tuple[str | None, dict]:
+                 config: RankerConfig, pseudo_new: PseudoNewItems | None = None) -> tuple[str | None, dict]:
     """(LightGBM model as text, or None when it does not beat retrieval order; metrics).
 
     Each held-out user makes up to three groups: the whole prefix as history ("full"), only
-    its last ``short_history`` items ("short": a new user), and, with ``text_index_vectors``
-    (the validation model's text-only item vectors [A t_j, c . t_j]), a "cold" group: a random
-    ``cold_fraction`` of the items is treated as new releases -- the vectors a build gives new
-    items (text-only, blended by ``blend_new_items`` with their text neighbours among the
-    other items, :mod:`tastebud.train.new_items`), no popularity, no co-occurrence, out of
-    every history -- and only they are ranked, as for a catalog's newest items. Without that
-    the ranker never sees items without interactions and scores them by the "no data" values
-    of its interaction features."""
+    its last ``short_history`` items ("short": a new user), and, with ``pseudo_new``, a "cold"
+    group: those items are treated as new releases -- no popularity, no co-occurrence, out of
+    every history, retrieved and scored by the model trained without them -- and only they are
+    ranked, as for a catalog's newest items. Without that the ranker never sees items without
+    interactions and scores them by the "no data" values of its interaction features."""
     import lightgbm
 
     signals = item_signals(holdout.prefix, years, attributes)
@@ -150,16 +169,8 @@ def train_ranker(holdout: Holdout, tower: UserTower, index_vectors: npt.NDArray[
         return None, {"used": False, "why": f"too little data ({len(users)} users)"}
     rng = np.random.default_rng(config.seed)
     is_validation = rng.random(len(users)) < config.validation_fraction
-    cold = np.zeros(holdout.prefix.n_items, dtype=bool)
-    if text_index_vectors is not None and config.cold_fraction > 0:
-        warm = np.flatnonzero(signals.popularity > 0)
-        cold[rng.permutation(warm)[: int(round(config.cold_fraction * len(warm)))]] = True
+    cold = pseudo_new.items if pseudo_new is not None else np.zeros(holdout.prefix.n_items, dtype=bool)
     cold_signals = _without(signals, cold) if cold.any() else signals
-    cold_vectors = index_vectors
-    if cold.any():
-        cold_vectors = np.where(cold[:, None], text_index_vectors, index_vectors).astype(np.float32)
-        if blend_new_items is not None:
-            cold_vectors = blend_new_items(cold_vectors, cold, learned_items(holdout.prefix) & ~cold)
     groups: dict[bool, list] = {False: [], True: []}
     for u, validation in zip(users, is_validation.tolist()):
         prefix = holdout.prefix.of(u)
@@ -174,8 +185,9 @@ def train_ranker(holdout: Holdout, tower: UserTower, index_vectors: npt.NDArray[
         if cold[targets].any():
             # The user's own pseudo-cold events are gone from their history, as in a catalog
             # where those items are new; their tail events on them are the labels.
-            rows, features = _user_rows(cold_signals, tower, cold_vectors, query_vectors, text_vectors,
-                                        prefix[~cold[prefix]], prefix, n_candidates, restrict=cold)
+            rows, features = _user_rows(cold_signals, pseudo_new.tower, pseudo_new.index_vectors,
+                                        pseudo_new.query_vectors, text_vectors, prefix[~cold[prefix]], prefix,
+                                        n_candidates, restrict=cold)
             if len(rows):
                 groups[validation].append((u, "cold", rows, features, np.isin(rows, targets).astype(np.int32)))
     fit, valid = groups[False], groups[True]

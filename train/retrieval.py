@@ -19,9 +19,8 @@ import numpy.typing as npt
 from tastebud.embed.user_tower import UserTower, content_index_vectors, content_tower
 from tastebud.errors import InvalidInputError, ModelValidationError
 from tastebud.train.cache import ModelCache, training_key
-from tastebud.train.new_items import NewItemBlend
-from tastebud.train.ranker import RankerConfig, train_ranker
-from tastebud.train.sequences import Sequences
+from tastebud.train.ranker import PseudoNewItems, RankerConfig, pseudo_new_items, train_ranker
+from tastebud.train.sequences import Sequences, without_items
 from tastebud.train.two_tower import TwoTowerConfig, TwoTowerWeights, train_two_tower
 from tastebud.train.validation import holdout_split, popularity_scores, ranking_metrics
 
@@ -118,10 +117,15 @@ def two_tower_model(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
                 "Use --retrieval content, or give it more interactions")
         ranker = None
         if ranker_config is not None and catalog is not None:
+            pseudo_new = None
+            if ranker_config.cold_fraction > 0:
+                new = pseudo_new_items(holdout.prefix, ranker_config)
+                log.info("re-ranker: retraining the validation model without %d pseudo-new items", int(new.sum()))
+                without = train_two_tower(text_vectors, without_items(holdout.prefix, new), config, progress)
+                pseudo_new = PseudoNewItems(new, _tower(without), without.index_vectors, without.query_vectors)
             ranker, validation["ranker"] = train_ranker(
                 holdout, _tower(trial), trial.index_vectors, trial.query_vectors, text_vectors, catalog.years,
-                catalog.attributes, ranker_config, trial.text_index_vectors,
-                NewItemBlend(text_vectors, config.new_item_neighbours, config.new_item_blend))
+                catalog.attributes, ranker_config, pseudo_new)
         weights = train_two_tower(text_vectors, seqs, config, progress)
         if cache is not None:
             cache.put(key, {"index_vectors": weights.index_vectors, "query_vectors": weights.query_vectors,

@@ -58,3 +58,10 @@ def build_sequences(log: InteractionLog, item_ids: Sequence[str]) -> Sequences:
     unique, starts = np.unique(users, return_index=True)
     offsets = np.append(starts, len(users)).astype(np.int64)
     return Sequences([str(u) for u in unique], offsets, rows_sorted.astype(np.int64), len(item_ids))
+
+
+def without_items(seqs: Sequences, items: npt.NDArray[np.bool_]) -> Sequences:
+    """``seqs`` as if the ``items`` (a mask over item rows) had never been interacted with."""
+    keep = ~items[seqs.items]
+    kept_before = np.concatenate([[0], np.cumsum(keep)]).astype(np.int64)
+    return Sequences(seqs.user_ids, kept_before[seqs.offsets], seqs.items[keep], seqs.n_items)

@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tastebud.errors import InvalidInputError
-from tastebud.train.new_items import NewItemBlend
+from tastebud.train.new_items import neighbour_blended_vectors
 from tastebud.train.sequences import Sequences
 
 log = logging.getLogger(__name__)
@@ -135,8 +135,8 @@ def train_two_tower(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
         weights = ensemble([_train_member(text_vectors, seqs, replace(config, seed=config.seed + k), progress,
                                           f"two-tower {k + 1}/{config.members}") for k in range(config.members)])
     learned = learned_items(seqs)
-    blend = NewItemBlend(text_vectors, config.new_item_neighbours, config.new_item_blend)
-    return replace(weights, index_vectors=blend(weights.index_vectors, ~learned, learned))
+    return replace(weights, index_vectors=neighbour_blended_vectors(
+        text_vectors, weights.index_vectors, ~learned, learned, config.new_item_neighbours, config.new_item_blend))
 
 
 def learned_items(seqs: Sequences) -> npt.NDArray[np.bool_]:

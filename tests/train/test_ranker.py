@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from tastebud.server.features import FEATURE_NAMES, UserContext, candidate_features
-from tastebud.train.ranker import RankerConfig, _without, item_signals, train_ranker
+from tastebud.train.ranker import PseudoNewItems, RankerConfig, _without, item_signals, pseudo_new_items, train_ranker
 from tastebud.train.retrieval import _tower
-from tastebud.train.two_tower import train_two_tower
+from tastebud.train.sequences import without_items
+from tastebud.train.two_tower import learned_items, train_two_tower
 from tastebud.train.validation import holdout_split
 
 CONFIG = RankerConfig(candidates=40, n_estimators=30, min_child_samples=5, early_stopping=10, cold_fraction=0.1)
@@ -21,21 +22,43 @@ def setting(genre_world, tiny_config):
     world = genre_world(seed=0)
     holdout = holdout_split(world.seqs)
     trial = train_two_tower(world.text_vectors, holdout.prefix, tiny_config)
+    new = pseudo_new_items(holdout.prefix, CONFIG)
+    without = train_two_tower(world.text_vectors, without_items(holdout.prefix, new), tiny_config)
+    pseudo_new = PseudoNewItems(new, _tower(without), without.index_vectors, without.query_vectors)
     years = np.full(world.n_items, 2000, dtype=np.int32)
     attributes = {"genres": [(f"g{g}",) for g in world.genre.tolist()]}
-    return world, holdout, trial, years, attributes
+    return world, holdout, trial, years, attributes, pseudo_new
 
 
-def train(setting, config=CONFIG, text_only=True):
-    world, holdout, trial, years, attributes = setting
+def train(setting, config=CONFIG, with_pseudo_new=True):
+    world, holdout, trial, years, attributes, pseudo_new = setting
     return train_ranker(holdout, _tower(trial), trial.index_vectors, trial.query_vectors, world.text_vectors, years,
-                        attributes, config, trial.text_index_vectors if text_only else None)
+                        attributes, config, pseudo_new if with_pseudo_new else None)
 
 
 def test_the_trainer_exports_text_only_item_vectors(setting):
-    _, _, trial, _, _ = setting
+    trial = setting[2]
     assert trial.text_index_vectors is not None and trial.text_index_vectors.shape == trial.index_vectors.shape
     assert not np.array_equal(trial.text_index_vectors, trial.index_vectors)  # id parts are off in one of them
+
+
+def test_pseudo_new_items_are_a_seeded_tenth_of_the_items_with_interactions(setting):
+    world, holdout, *_ = setting
+    new = pseudo_new_items(holdout.prefix, CONFIG)
+    present = np.bincount(holdout.prefix.items, minlength=world.n_items) > 0
+    assert not new[~present].any() and new.sum() == round(0.1 * present.sum())
+    assert np.array_equal(new, pseudo_new_items(holdout.prefix, CONFIG))
+    assert not pseudo_new_items(holdout.prefix, dataclasses.replace(CONFIG, cold_fraction=0.0)).any()
+
+
+def test_pseudo_new_items_are_scored_by_a_model_that_never_saw_them(setting):
+    """The model of the cold groups was trained without the pseudo-new items, so their vectors
+    are what a build gives real new items, not vectors fitted to their audience."""
+    world, holdout, trial, _, _, pseudo_new = setting
+    stripped = without_items(holdout.prefix, pseudo_new.items)
+    assert not np.isin(np.flatnonzero(pseudo_new.items), stripped.items).any()
+    assert not learned_items(stripped)[pseudo_new.items].any() and learned_items(holdout.prefix)[pseudo_new.items].any()
+    assert not np.allclose(pseudo_new.index_vectors[pseudo_new.items], trial.index_vectors[pseudo_new.items])
 
 
 def test_ranker_training_is_deterministic_and_reports_every_history_regime(setting):
@@ -51,17 +74,15 @@ def test_ranker_training_is_deterministic_and_reports_every_history_regime(setti
     assert metrics["new_items"] == (by["cold"]["ranker_ndcg@10"] > by["cold"]["retrieval_ndcg@10"])
 
 
-def test_without_text_only_vectors_or_a_cold_fraction_there_are_no_cold_groups(setting):
-    _, metrics = train(setting, text_only=False)
-    assert metrics["by_history"]["cold"]["groups"] == 0
-    _, metrics = train(setting, dataclasses.replace(CONFIG, cold_fraction=0.0))
+def test_without_pseudo_new_items_there_are_no_cold_groups(setting):
+    _, metrics = train(setting, with_pseudo_new=False)
     assert metrics["by_history"]["cold"]["groups"] == 0
     assert metrics["new_items"] is False  # never validated on new items: never used on them
 
 
 def test_pseudo_cold_items_look_like_new_items_to_the_features(setting):
     """An item made pseudo-cold has exactly the features of an item nobody interacted with."""
-    world, holdout, trial, years, attributes = setting
+    world, holdout, trial, years, attributes, _ = setting
     signals = item_signals(holdout.prefix, years, attributes)
     warm = np.flatnonzero(signals.popularity > 0)
     cold = np.zeros(world.n_items, dtype=bool)

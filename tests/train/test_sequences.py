@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tastebud.ingest.model import InteractionLog, sorted_interaction_log
-from tastebud.train.sequences import Sequences, build_sequences
+from tastebud.train.sequences import Sequences, build_sequences, without_items
 
 Event = tuple[str, str, float]  # (user, item id, time)
 
@@ -92,3 +92,12 @@ def test_the_fingerprint_is_of_the_training_data():
     assert base not in prints.values(), prints
     assert len(set(prints.values())) == len(prints)
     assert fingerprint(BASE, ITEMS + ["new"]) != base  # a catalog item more is other training data
+
+
+def test_without_items_drops_exactly_those_items_and_keeps_every_users_order():
+    log = sorted_interaction_log(["a", "a", "a", "b", "b", "c"], ["x", "y", "z", "y", "x", "y"],
+                                 [1.0, 2.0, 3.0, 1.0, 2.0, 1.0], np.ones(6), ["view"] * 6, np.full(6, np.nan))
+    seqs = build_sequences(log, ["x", "y", "z"])
+    stripped = without_items(seqs, np.array([False, True, False]))
+    assert stripped.user_ids == seqs.user_ids and stripped.n_items == 3
+    assert [stripped.of(u).tolist() for u in range(3)] == [[0, 2], [0], []]
