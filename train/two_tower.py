@@ -141,7 +141,8 @@ def train_two_tower(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
 
 def learned_items(seqs: Sequences) -> npt.NDArray[np.bool_]:
     """Items that are some user's next item (not only a first one): those whose id embeddings
-    training fits; every other item is served from its text (:func:`_train_member`)."""
+    training fits. Every other item gets its vector from its text (:func:`_train_member`),
+    blended with its text neighbours' by :func:`train_two_tower`."""
     not_first = np.ones(len(seqs.items), dtype=bool)
     not_first[seqs.offsets[:-1][np.diff(seqs.offsets) > 0]] = False
     learned = np.zeros(seqs.n_items, dtype=bool)
