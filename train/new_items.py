@@ -1,6 +1,7 @@
-"""Vectors for items nobody has interacted with yet, from the learned vectors of their text neighbours.
+"""Vectors for items the model has not learned, from the learned vectors of their text neighbours.
 
-The two-tower model gives an item without interactions its text-only vector [A t_j, c . t_j]: a
+The two-tower model gives an item that was never some user's next item (a new release, or one
+only ever seen first in a history) its text-only vector [A t_j, c . t_j]: a
 linear map of the sentence embedding. Titles close in text space (a sequel, the same director's
 style, the same era and genres) are often watched by the same people, which a linear map of
 the embedding only partly carries. So a new item's searched vector blends its own text vector
@@ -28,12 +29,15 @@ import numpy.typing as npt
 
 def neighbour_blended_vectors(text_vectors: npt.NDArray[np.float32], index_vectors: npt.NDArray[np.float32],
                               new: npt.NDArray[np.bool_], known: npt.NDArray[np.bool_], neighbours: int,
-                              blend: float) -> npt.NDArray[np.float32]:
+                              blend: float, block: int = 4096) -> npt.NDArray[np.float32]:
     """``index_vectors`` (last column the bias) with each ``new`` row blended with its text
     neighbours among the ``known`` rows; other rows are returned unchanged (a copy).
 
-    ``index_vectors[new]`` are the new items' own (text-only) vectors; ``known`` rows must not
-    include new ones. With no known rows, ``neighbours`` 0 or ``blend`` 0 nothing changes."""
+    ``index_vectors[new]`` are the new items' own (text-only) vectors. A row in both masks
+    counts as new only, so no item is its own neighbour. A new item whose neighbours all point
+    away from it (cosine <= 0) keeps its own vector. With no known rows, ``neighbours`` 0 or
+    ``blend`` 0 nothing changes. New rows go in blocks of ``block``, so memory stays at
+    block x neighbours x dimension whatever the number of new items."""
     import faiss
 
     out = np.array(index_vectors, dtype=np.float32, copy=True)
@@ -43,14 +47,17 @@ def neighbour_blended_vectors(text_vectors: npt.NDArray[np.float32], index_vecto
     unit = _unit(text_vectors)
     search = faiss.IndexFlatIP(unit.shape[1])
     search.add(unit[known_rows])
-    similarity, position = search.search(unit[new_rows], min(neighbours, len(known_rows)))
-    weights = np.clip(similarity, 0.0, None)
-    total = weights.sum(axis=1, keepdims=True)
-    has_neighbours = total[:, 0] > 0
-    weights = np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)
-    neighbour_mean = np.einsum("nk,nkd->nd", weights, out[known_rows[position], :-1])
-    rows = new_rows[has_neighbours]
-    out[rows, :-1] = (1.0 - blend) * out[rows, :-1] + blend * neighbour_mean[has_neighbours]
+    learned = out[known_rows, :-1]
+    for start in range(0, len(new_rows), block):
+        rows = new_rows[start:start + block]
+        similarity, position = search.search(unit[rows], min(neighbours, len(known_rows)))
+        weights = np.clip(similarity, 0.0, None)
+        total = weights.sum(axis=1, keepdims=True)
+        has_neighbours = total[:, 0] > 0
+        weights = np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)
+        neighbour_mean = np.einsum("nk,nkd->nd", weights, learned[position])
+        rows, neighbour_mean = rows[has_neighbours], neighbour_mean[has_neighbours]
+        out[rows, :-1] = (1.0 - blend) * out[rows, :-1] + blend * neighbour_mean
     return out
 
 

@@ -117,12 +117,7 @@ def two_tower_model(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
                 "Use --retrieval content, or give it more interactions")
         ranker = None
         if ranker_config is not None and catalog is not None:
-            pseudo_new = None
-            if ranker_config.cold_fraction > 0:
-                new = pseudo_new_items(holdout.prefix, ranker_config)
-                log.info("re-ranker: retraining the validation model without %d pseudo-new items", int(new.sum()))
-                without = train_two_tower(text_vectors, without_items(holdout.prefix, new), config, progress)
-                pseudo_new = PseudoNewItems(new, _tower(without), without.index_vectors, without.query_vectors)
+            pseudo_new = _pseudo_new_items(text_vectors, holdout.prefix, config, ranker_config, progress)
             ranker, validation["ranker"] = train_ranker(
                 holdout, _tower(trial), trial.index_vectors, trial.query_vectors, text_vectors, catalog.years,
                 catalog.attributes, ranker_config, pseudo_new)
@@ -138,6 +133,22 @@ def two_tower_model(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
             "recency_weights_first10": [round(float(w), 3)  # the members' mean, for an ensemble
                                         for w in np.atleast_2d(weights.recency_weights).mean(0)[:10]]}
     return RetrievalModel("two_tower", weights.index_vectors, weights.query_vectors, _tower(weights), info, ranker)
+
+
+def _pseudo_new_items(text_vectors: npt.NDArray[np.float32], prefix: Sequences, config: TwoTowerConfig,
+                      ranker_config: RankerConfig, progress: bool) -> PseudoNewItems | None:
+    """The re-ranker's pseudo-new items, with the validation model retrained without them; None
+    when there are none, or too little left to train on (the ranker then has no cold groups)."""
+    new = pseudo_new_items(prefix, ranker_config)
+    if not new.any():
+        return None
+    log.info("re-ranker: retraining the validation model without %d pseudo-new items", int(new.sum()))
+    try:
+        without = train_two_tower(text_vectors, without_items(prefix, new), config, progress)
+    except InvalidInputError as exc:
+        log.info("re-ranker: no pseudo-new groups (%s)", exc)
+        return None
+    return PseudoNewItems(new, _tower(without), without.index_vectors, without.query_vectors)
 
 
 def fit_retrieval(kind: str, text_vectors: npt.NDArray[np.float32], seqs: Sequences,

@@ -93,7 +93,9 @@ class TwoTowerWeights:
 
     ``torch_user_vector(history)`` (item rows, oldest first -> u float32[d]) runs the training
     code's own pooling over the trained model, so tests can pin serving's numpy user tower to
-    it; it is only set on freshly trained weights (None when loaded from the model cache)."""
+    it; it is only set on freshly trained weights (None when loaded from the model cache), as is
+    ``text_index_vectors``: every item's text-only vector [A t_j, c . t_j], what an item never
+    seen in training gets before its text neighbours are blended in (for tests and diagnostics)."""
 
     index_vectors: npt.NDArray[np.float32]
     query_vectors: npt.NDArray[np.float32]

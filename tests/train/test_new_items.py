@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 
 from tastebud.train.new_items import neighbour_blended_vectors
+from tastebud.train.sequences import Sequences
 from tastebud.train.two_tower import learned_items, train_two_tower
 
 
@@ -45,6 +46,29 @@ def test_nothing_changes_when_it_is_off_or_has_nothing_to_go_by():
     # A new item is never its own neighbour, even when the caller marks it known too.
     np.testing.assert_array_equal(neighbour_blended_vectors(text, vectors, new, np.ones(4, bool), 1, 1.0)[3, :2],
                                   vectors[0, :2])
+
+
+def test_each_of_several_new_items_gets_its_own_neighbours_and_one_with_none_keeps_its_vector():
+    """Rows 0-1 known; row 2 new near row 0, row 3 new near row 1, row 4 new pointing away from
+    both (cosine < 0), row 5 new with an all-zero text vector. Blocks of one row each too."""
+    text = np.array([[1, 0], [0, 1], [1, 0.1], [0.1, 1], [-1, -1], [0, 0]], dtype=np.float32)
+    vectors = np.arange(18, dtype=np.float32).reshape(6, 3)
+    new = np.array([False, False, True, True, True, True])
+    for block in (4096, 1):
+        out = neighbour_blended_vectors(text, vectors, new, ~new, neighbours=1, blend=1.0, block=block)
+        np.testing.assert_array_equal(out[2, :2], vectors[0, :2])
+        np.testing.assert_array_equal(out[3, :2], vectors[1, :2])
+        np.testing.assert_array_equal(out[4:], vectors[4:])  # nothing close: their own vectors
+        np.testing.assert_array_equal(out[:, 2], vectors[:, 2])
+
+
+def test_an_item_only_ever_first_in_a_history_is_not_learned():
+    """Rows: user a watched 0 then 1, user b watched 2 then 1; item 2 is only ever first, item 3
+    never watched. Only item 1 was ever a next item."""
+    seqs = Sequences(["a", "b"], np.array([0, 2, 4]), np.array([0, 1, 2, 1]), 4)
+    np.testing.assert_array_equal(learned_items(seqs), [False, True, False, False])
+    empty_user = Sequences(["a", "b", "c"], np.array([0, 0, 2, 2]), np.array([3, 0]), 4)
+    np.testing.assert_array_equal(learned_items(empty_user), [True, False, False, False])
 
 
 def test_learned_items_are_the_ones_that_were_someones_next_item(genre_world):

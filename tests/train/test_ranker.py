@@ -9,6 +9,7 @@ import pytest
 
 from tastebud.server.features import FEATURE_NAMES, UserContext, candidate_features
 from tastebud.train.ranker import PseudoNewItems, RankerConfig, _without, item_signals, pseudo_new_items, train_ranker
+from tastebud.train import retrieval as retrieval_module
 from tastebud.train.retrieval import _tower
 from tastebud.train.sequences import without_items
 from tastebud.train.two_tower import learned_items, train_two_tower
@@ -82,7 +83,7 @@ def test_without_pseudo_new_items_there_are_no_cold_groups(setting):
 
 def test_pseudo_cold_items_look_like_new_items_to_the_features(setting):
     """An item made pseudo-cold has exactly the features of an item nobody interacted with."""
-    world, holdout, trial, years, attributes, _ = setting
+    world, holdout, trial, years, attributes, pseudo_new = setting
     signals = item_signals(holdout.prefix, years, attributes)
     warm = np.flatnonzero(signals.popularity > 0)
     cold = np.zeros(world.n_items, dtype=bool)
@@ -95,8 +96,32 @@ def test_pseudo_cold_items_look_like_new_items_to_the_features(setting):
     context = UserContext(history, np.ones(5, np.float32), world.text_vectors[history],
                           trial.query_vectors[history].mean(axis=0))
     rows = warm[:10].astype(np.int64)
-    f = candidate_features(blanked, context, rows, np.zeros(10, np.float32), trial.text_index_vectors[rows],
+    f = candidate_features(blanked, context, rows, np.zeros(10, np.float32), pseudo_new.index_vectors[rows],
                            world.text_vectors[rows])
     names = list(FEATURE_NAMES)
     assert np.all(f[:, names.index("has_interactions")] == 0)
     assert np.all(f[:, names.index("knn_mean")] == 0) and np.all(f[:, names.index("knn_max")] == 0)
+
+
+def test_a_build_scores_its_pseudo_new_items_with_a_model_trained_without_them(genre_world, tiny_config,
+                                                                                 monkeypatch):
+    """What the build hands the ranker: the validation model retrained on the prefix minus the
+    pseudo-new items (the same weights as training that by hand: training is deterministic)."""
+    world = genre_world(seed=0)
+    handed: list[PseudoNewItems | None] = []
+
+    def recording(*args, **kwargs):
+        handed.append(args[8])
+        return None, {"used": False}
+    monkeypatch.setattr(retrieval_module, "train_ranker", recording)
+    retrieval_module.two_tower_model(world.text_vectors, world.seqs, tiny_config, None,
+                                     catalog=retrieval_module.CatalogSignals(
+                                         np.full(world.n_items, 2000, np.int32), {}),
+                                     ranker_config=CONFIG)
+    pseudo_new = handed[0]
+    assert pseudo_new is not None and pseudo_new.items.any()
+    prefix = holdout_split(world.seqs).prefix
+    np.testing.assert_array_equal(pseudo_new.items, pseudo_new_items(prefix, CONFIG))
+    by_hand = train_two_tower(world.text_vectors, without_items(prefix, pseudo_new.items), tiny_config)
+    np.testing.assert_array_equal(pseudo_new.index_vectors, by_hand.index_vectors)
+    np.testing.assert_array_equal(pseudo_new.query_vectors, by_hand.query_vectors)
