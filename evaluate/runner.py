@@ -252,7 +252,10 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"ANN recall@10 of the served index vs exact search: {report['ann_recall@10']:.4f}")
     for view, build in report["builds"].items():
         r = build["retrieval"]
-        val = r.get("validation", {}).get("model", {}).get("ndcg@10")
+        validation = r.get("validation", {})
+        val = validation.get("model", {}).get("ndcg@10")
+        training = (f"validation model {validation.get('seconds')}s, re-ranker {validation.get('ranker_seconds')}s, "
+                    f"published model {r.get('training_seconds')}s")
         lines.append(f"build {view}: {build['seconds']}s, retrieval {r['kind']}"
-                     + (f", training {r.get('training_seconds')}s, validation NDCG@10 {val:.4f}" if val else ""))
+                     + (f"; training: {training}; validation NDCG@10 {val:.4f}" if val else ""))
     return "\n".join(lines)

@@ -9,6 +9,7 @@ rather than publish it; its validation numbers and parameters go into the manife
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,10 +118,13 @@ def two_tower_model(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
                 "Use --retrieval content, or give it more interactions")
         ranker = None
         if ranker_config is not None and catalog is not None:
+            started = time.perf_counter()
             pseudo_new = _pseudo_new_items(text_vectors, holdout.prefix, config, ranker_config, progress)
             ranker, validation["ranker"] = train_ranker(
                 holdout, _tower(trial), trial.index_vectors, trial.query_vectors, text_vectors, catalog.years,
                 catalog.attributes, ranker_config, pseudo_new)
+            # the pseudo-new model's training and the LightGBM fit, in wall time
+            validation["ranker_seconds"] = round(time.perf_counter() - started, 2)
         weights = train_two_tower(text_vectors, seqs, config, progress)
         if cache is not None:
             cache.put(key, {"index_vectors": weights.index_vectors, "query_vectors": weights.query_vectors,
