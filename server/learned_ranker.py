@@ -18,7 +18,7 @@ from tastebud.server.features import FEATURE_NAMES, ItemSignals
 
 class LearnedRanker:
     """``for_new_items``: also re-order lists of new items only (validated on pseudo-cold
-    groups at build time); otherwise those keep their text-based retrieval order."""
+    groups at build time); otherwise those keep their retrieval order."""
 
     def __init__(self, booster, signals: ItemSignals, for_new_items: bool = False) -> None:
         if list(booster.feature_name()) != list(FEATURE_NAMES):

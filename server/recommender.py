@@ -272,7 +272,7 @@ class Recommender:
         candidates = retrieved.candidates
         if not ranker.for_new_items and not (ranker.signals.popularity[candidates.ids[candidates.ids >= 0]] > 0).any():
             # Only new items (say, a new-releases shelf) and a ranker that did not beat retrieval
-            # order on the build's pseudo-new items: their text-based retrieval order stands.
+            # order on the build's pseudo-new items: their retrieval order stands.
             return None, None
         recent = history.items[-self._tower.history_length:]
         text_history, text_candidates = await asyncio.gather(self._vectors(recent, "text", deadline),
