@@ -34,7 +34,8 @@ from tastebud.index.publish import resolve_version_dir
 from tastebud.index.shards import ShardInfo
 from tastebud.ingest.interaction_store import InteractionStore
 from tastebud.server import convert
-from tastebud.server.app import RunningServer, assemble_recommender, bind_server, set_serving, until_stopped
+from tastebud.server.app import RunningServer, assemble_recommender, bind_server, set_serving, shutdown_on_failure, \
+    until_stopped
 from tastebud.server.admin import RELOAD_TIMEOUT_SECONDS, SwitchResult
 from tastebud.server.config import ServerConfig
 from tastebud.server.errors import grpc_errors
@@ -222,11 +223,8 @@ async def start_router(cluster: ClusterConfig, config: ServerConfig, encoder: En
     """Serve the cluster's published version once every shard has it; NOT_SERVING until then."""
     executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="router")
     service = RouterService(executor)
-    try:
+    with shutdown_on_failure(executor):
         running = await bind_server(config, service, executor)
-    except BaseException:
-        executor.shutdown(wait=False)
-        raise
     try:
         loop = asyncio.get_running_loop()
         if encoder is None:

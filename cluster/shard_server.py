@@ -32,7 +32,7 @@ from tastebud.index.load import open_shard
 from tastebud.index.manifest import read_manifest
 from tastebud.index.publish import resolve_version_dir
 from tastebud.index.shards import LocalShard
-from tastebud.server.app import bind_port, until_stopped
+from tastebud.server.app import bind_port, shutdown_on_failure, until_stopped
 from tastebud.server.errors import grpc_errors
 from tastebud.v1 import shard_pb2 as spb
 from tastebud.v1 import shard_pb2_grpc as spb_grpc
@@ -238,11 +238,8 @@ async def start_shard_server(index: Path, shard: int, host: str = "127.0.0.1", p
     reflection.enable_server_reflection((SHARD_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     for name in ("", SHARD_SERVICE):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    try:
+    with shutdown_on_failure(executor):
         bound = bind_port(server, host, port)
-    except BaseException:
-        executor.shutdown(wait=False)
-        raise
     await server.start()
     shard_host.replica += f":{bound}"
     running = RunningShard(server, bound, shard_host, health_servicer, executor)

@@ -8,13 +8,14 @@ NOT_SERVING while the index loads and verifies off the event loop, then flips to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Iterator
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -95,11 +96,8 @@ async def start_server(config: ServerConfig, encoder: Encoder | None = None) -> 
     configured model is loaded here.
     """
     executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="tastebud")
-    try:
+    with shutdown_on_failure(executor):
         running = await bind_server(config, RecommenderService(None, executor), executor)
-    except BaseException:
-        executor.shutdown(wait=False)
-        raise
     try:
         loop = asyncio.get_running_loop()
         if encoder is None:
@@ -138,6 +136,16 @@ async def reload_in_process(running: RunningServer, config: ServerConfig, encode
     running.service.recommender = recommender
     log.info("switched from %s to %s", previous, recommender.version)
     return SwitchResult(previous, recommender.version, True)
+
+
+@contextlib.contextmanager
+def shutdown_on_failure(executor: ThreadPoolExecutor) -> Iterator[None]:
+    """Stop ``executor``'s threads when the block raises: a server that never started owns them."""
+    try:
+        yield
+    except BaseException:
+        executor.shutdown(wait=False)
+        raise
 
 
 def bind_port(server: grpc.aio.Server, host: str, port: int) -> int:
