@@ -266,7 +266,7 @@ def _train_member(text_vectors: npt.NDArray[np.float32], seqs: Sequences, config
         # An item that was never a target has an id embedding (e_j, beta_j) trained only as a
         # negative, and one never in a history an untrained f_j: export those from text alone,
         # the id-dropped state the model was trained to serve (a new release is not buried).
-        as_target = torch.zeros(n, 1).index_fill_(0, target_all, 1.0)
+        as_target = torch.from_numpy(learned_items(seqs)).float()[:, None]
         in_history = torch.zeros(n + 1, 1).index_fill_(0, hist_all.flatten(), 1.0)[:n]
         p, b, _ = model.towers(as_target)
         q = model.towers(in_history)[2]
