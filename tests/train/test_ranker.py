@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tastebud.server.features import FEATURE_NAMES, UserContext, candidate_features
-from tastebud.train.ranker import PseudoNewItems, RankerConfig, _without, item_signals, pseudo_new_items, train_ranker
+from tastebud.train.ranker import PseudoNewItems, RankerConfig, _without, item_signals, pseudo_new_items, \
+    split_in_halves, train_ranker
 from tastebud.train import retrieval as retrieval_module
 from tastebud.train.retrieval import _tower
 from tastebud.train.sequences import without_items
@@ -125,3 +126,35 @@ def test_a_build_scores_its_pseudo_new_items_with_a_model_trained_without_them(g
     by_hand = train_two_tower(world.text_vectors, without_items(prefix, pseudo_new.items), tiny_config)
     np.testing.assert_array_equal(pseudo_new.index_vectors, by_hand.index_vectors)
     np.testing.assert_array_equal(pseudo_new.query_vectors, by_hand.query_vectors)
+
+
+def test_split_in_halves_gives_two_disjoint_seeded_halves():
+    items = np.zeros(50, dtype=bool)
+    items[[1, 4, 9, 16, 25, 36, 49]] = True
+    halves = split_in_halves(items, seed=3)
+    assert not (halves[False] & halves[True]).any()
+    assert np.array_equal(halves[False] | halves[True], items)
+    assert halves[True].sum() == 3 and halves[False].sum() == 4
+    assert all(np.array_equal(halves[k], split_in_halves(items, seed=3)[k]) for k in (False, True))
+
+
+def test_training_and_validation_users_rank_disjoint_pseudo_new_items(setting, monkeypatch):
+    """Shared items would let the ranker learn which new items the held-out period liked and
+    score that lift on its validation users, which no real new release gets."""
+    from tastebud.train import ranker as ranker_module
+
+    restricts = []
+    real = ranker_module._user_rows
+
+    def recording(*args, restrict=None, **kwargs):
+        if restrict is not None:
+            restricts.append(restrict.copy())
+        return real(*args, restrict=restrict, **kwargs)
+
+    monkeypatch.setattr(ranker_module, "_user_rows", recording)
+    train(setting)
+    distinct = {m.tobytes(): m for m in restricts}
+    assert len(distinct) == 2
+    first, second = distinct.values()
+    assert not (first & second).any()
+    assert np.array_equal(first | second, setting[5].items)
