@@ -27,6 +27,7 @@ import numpy.typing as npt
 
 from tastebud.errors import InvalidInputError
 from tastebud.ingest.model import Dataset
+from tastebud.train.item_item import ease_weights
 
 from .user_items import Rows, UserItems, dense, top_k
 
@@ -116,12 +117,7 @@ def ease(train: Dataset, users: Sequence[str], k: int = 10, *, l2: float = 500.0
         raise InvalidInputError(f"l2 must be > 0, got {l2}")
     users = _checked(users, k)
     data = UserItems.from_dataset(train)
-    gram = _cooccurrence(data, max_items, "ease")
-    gram[np.diag_indices_from(gram)] += np.float32(l2)
-    weights = np.linalg.inv(gram)
-    del gram
-    weights /= -np.diag(weights)[None, :]
-    np.fill_diagonal(weights, 0.0)
+    weights = ease_weights(_cooccurrence(data, max_items, "ease"), l2)
 
     def score(rows: Rows) -> npt.NDArray[np.float32]:
         return dense(rows, len(weights)) @ weights

@@ -30,7 +30,8 @@ from tastebud.index.manifest import MANIFEST_NAME, Manifest, ModelInfo, ShardEnt
 from tastebud.index.publish import new_version_name, publish, staging_dir
 from tastebud.index.sharding import assign_shards
 from tastebud.ingest.model import Dataset
-from tastebud.server.features import cooccurrence_neighbours
+from tastebud.server.learned_ranker import write_neighbour_tables
+from tastebud.train.item_item import cooccurrence_neighbours, ease_neighbours
 from tastebud.train.ranker import RankerConfig
 from tastebud.train.retrieval import CatalogSignals, fit_retrieval
 from tastebud.train.sequences import build_sequences
@@ -123,8 +124,11 @@ def build_index(dataset: Dataset, encoder: Encoder, out_root: Path, options: Bui
         model = fit_retrieval(options.retrieval, text_vectors, sequences, popularity, options.two_tower,
                               cache_root / "models", options.progress,
                               catalog=CatalogSignals(years, dict(catalog.attributes)), ranker_config=options.ranker)
-        neighbours = cooccurrence_neighbours([sequences.of(u) for u in range(len(sequences))], len(catalog)) \
-            if model.ranker is not None else None
+        neighbours = None
+        if model.ranker is not None:
+            train_histories = [sequences.of(u) for u in range(len(sequences))]
+            neighbours = {"cooccurrence": cooccurrence_neighbours(train_histories, len(catalog)),
+                          "ease": ease_neighbours(train_histories, len(catalog))}
 
     with _timed(seconds, "shard"):
         shard = assign_shards(catalog.item_ids, options.n_shards)
@@ -150,8 +154,7 @@ def build_index(dataset: Dataset, encoder: Encoder, out_root: Path, options: Bui
             retrieval_info["text_space"] = "item"
         if model.ranker is not None and neighbours is not None:
             (staging / "ranker.txt").write_text(model.ranker, encoding="utf-8")
-            with open(staging / "neighbours.npz", "wb") as f:
-                np.savez(f, ids=neighbours[0], sims=neighbours[1])
+            write_neighbour_tables(staging / "neighbours.npz", neighbours)
             extra_files = ["ranker.txt", "neighbours.npz"]
             retrieval_info["ranker"] = {"model": "ranker.txt", "neighbours": "neighbours.npz",
                                         "new_items": bool(model.info["validation"]["ranker"].get("new_items", False))}

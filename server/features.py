@@ -15,7 +15,11 @@ more data, whose scores have another scale):
     - log(1 + interactions of the top item)     10 log(1 + |H|)
   4 item-kNN: sum_h w_h cos(h, j) / sum_h w_h   11 retrieval rank of j / number of candidates
   5 item-kNN: max_h cos(h, j)                   12 1 if j has interactions, else 0 (a new item:
-  6 text similarity: t_j . mean_h t_h              3, 4 and 5 carry no information)
+  6 text similarity: t_j . mean_h t_h              3, 4, 5, 13 and 14 carry no information)
+ 13 EASE: sum_h B[h, j]                          14 EASE, recency weighted: sum_h w_h B[h, j] / mean_h w_h
+
+cos and B are the co-occurrence and EASE neighbour tables (``train.item_item``), learned from
+the training interactions and truncated to each history item's top neighbours.
 """
 
 from __future__ import annotations
@@ -29,23 +33,49 @@ from tastebud.index.filters import NO_YEAR
 
 FEATURE_NAMES = ("retrieval_z", "preference_z", "prior_z", "log_popularity_vs_top", "knn_mean", "knn_max",
                  "text_similarity", "attribute_affinity", "year", "year_gap", "log_history", "retrieval_rank",
-                 "has_interactions")
+                 "has_interactions", "ease", "ease_recency")
+
+
+@dataclass(frozen=True, slots=True)
+class NeighbourTable:
+    """Row h: the items related to item h (``ids``, int64[n, M], -1 padded) and how strongly
+    (``values``, float32[n, M], 0 padded), strongest first."""
+
+    ids: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float32]
+
+    @classmethod
+    def empty(cls, n_items: int, neighbours: int) -> "NeighbourTable":
+        return cls(np.full((n_items, neighbours), -1, dtype=np.int64), np.zeros((n_items, neighbours), np.float32))
+
+    def without(self, items: npt.NDArray[np.bool_]) -> "NeighbourTable":
+        """The table with the ``items`` (a mask) removed from every row."""
+        gone = (self.ids >= 0) & items[np.maximum(self.ids, 0)]
+        return NeighbourTable(np.where(gone, -1, self.ids), np.where(gone, 0.0, self.values).astype(np.float32))
+
+    def sums(self, history: npt.NDArray[np.int64], weights: npt.NDArray[np.float32], n_items: int
+             ) -> npt.NDArray[np.float32]:
+        """float32[n_items]: sum over history items h of weight_h * (h's value for each item)."""
+        out = np.zeros(n_items, dtype=np.float32)
+        ids, values = self.ids[history], self.values[history]
+        valid = ids >= 0
+        np.add.at(out, ids[valid], (values * weights[:, None])[valid])
+        return out
 
 
 @dataclass(frozen=True, slots=True)
 class ItemSignals:
     """Per-item data the features need, by global row: popularity, years, the attribute value
-    codes of item i as ``codes[code_offsets[i]:code_offsets[i + 1]]``, and co-occurrence
-    neighbours (ids int64[n, M], cosines float32[n, M], -1 padded) learned from the training
-    interactions."""
+    codes of item i as ``codes[code_offsets[i]:code_offsets[i + 1]]``, and the co-occurrence
+    (cosine) and EASE neighbour tables learned from the training interactions."""
 
     popularity: npt.NDArray[np.float32]
     years: npt.NDArray[np.int32]
     code_offsets: npt.NDArray[np.int64]
     codes: npt.NDArray[np.int64]
     n_codes: int
-    neighbour_ids: npt.NDArray[np.int64]
-    neighbour_sims: npt.NDArray[np.float32]
+    cooccurrence: NeighbourTable
+    ease: NeighbourTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +91,7 @@ class UserContext:
 def candidate_features(signals: ItemSignals, context: UserContext, rows: npt.NDArray[np.int64],
                        retrieval_scores: npt.NDArray[np.float32], item_vectors: npt.NDArray[np.float32],
                        text_vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """float32[m, 13] for candidates ``rows`` with their retrieval scores, index vectors
+    """float32[m, 15] for candidates ``rows`` with their retrieval scores, index vectors
     [p_j, b_j] (float32[m, d+1]) and text vectors (float32[m, t])."""
     m = len(rows)
     out = np.zeros((m, len(FEATURE_NAMES)), dtype=np.float32)
@@ -76,15 +106,16 @@ def candidate_features(signals: ItemSignals, context: UserContext, rows: npt.NDA
     out[:, 3] = np.log1p(popularity) - np.log1p(top)
     out[:, 12] = popularity > 0
     if n_hist:
-        knn_sum = np.zeros(len(signals.popularity), dtype=np.float32)
-        knn_max = np.zeros(len(signals.popularity), dtype=np.float32)
+        n_items = len(signals.popularity)
         w = context.history_weights / max(float(context.history_weights.sum()), 1e-9)
-        ids, sims = signals.neighbour_ids[context.history], signals.neighbour_sims[context.history]
+        out[:, 4] = signals.cooccurrence.sums(context.history, w, n_items)[rows]
+        knn_max = np.zeros(n_items, dtype=np.float32)
+        ids, sims = signals.cooccurrence.ids[context.history], signals.cooccurrence.values[context.history]
         valid = ids >= 0
-        np.add.at(knn_sum, ids[valid], (sims * w[:, None])[valid])
         np.maximum.at(knn_max, ids[valid], sims[valid])
-        out[:, 4] = knn_sum[rows]
         out[:, 5] = knn_max[rows]
+        out[:, 13] = signals.ease.sums(context.history, np.ones(n_hist, np.float32), n_items)[rows]
+        out[:, 14] = signals.ease.sums(context.history, (w * n_hist).astype(np.float32), n_items)[rows]
         text_mean = context.history_text.mean(axis=0)
         out[:, 6] = text_vectors @ text_mean
         history_codes, _ = _codes_of(signals, context.history)
@@ -120,35 +151,3 @@ def _codes_of(signals: ItemSignals, rows: npt.NDArray[np.int64]) -> tuple[npt.ND
     lengths = signals.code_offsets[rows + 1] - starts
     positions = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
     return signals.codes[positions], lengths
-
-
-def cooccurrence_neighbours(sequences_items: list[npt.NDArray[np.int64]], n_items: int, neighbours: int = 100,
-                            max_items: int = 30_000) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-    """Top ``neighbours`` items by cosine of co-occurrence in users' histories, per item.
-
-    Dense item x item counts: catalogs above ``max_items`` get no neighbours (features 4, 5
-    are then 0) rather than exhausting memory.
-    """
-    ids = np.full((n_items, neighbours), -1, dtype=np.int64)
-    sims = np.zeros((n_items, neighbours), dtype=np.float32)
-    if n_items > max_items or not sequences_items:
-        return ids, sims
-    users = np.concatenate([np.full(len(s), u, dtype=np.int64) for u, s in enumerate(sequences_items)])
-    items = np.concatenate(sequences_items)
-    matrix = np.zeros((len(sequences_items), n_items), dtype=np.float32)
-    matrix[users, items] = 1.0
-    counts = matrix.T @ matrix
-    norms = np.sqrt(np.diag(counts))
-    cosine = counts / np.maximum(np.outer(norms, norms), 1e-9)
-    np.fill_diagonal(cosine, 0.0)
-    top = min(neighbours, n_items - 1)
-    if top <= 0:
-        return ids, sims
-    best = np.argpartition(-cosine, top - 1, axis=1)[:, :top]
-    best_sims = np.take_along_axis(cosine, best, axis=1)
-    order = np.argsort(-best_sims, axis=1)
-    best, best_sims = np.take_along_axis(best, order, axis=1), np.take_along_axis(best_sims, order, axis=1)
-    keep = best_sims > 0
-    ids[:, :top] = np.where(keep, best, -1)
-    sims[:, :top] = np.where(keep, best_sims, 0.0)
-    return ids, sims

@@ -24,8 +24,8 @@ import numpy.typing as npt
 
 from tastebud.embed.user_tower import UserTower
 from tastebud.errors import InvalidInputError
-from tastebud.server.features import FEATURE_NAMES, ItemSignals, UserContext, candidate_features, \
-    cooccurrence_neighbours
+from tastebud.server.features import FEATURE_NAMES, ItemSignals, UserContext, candidate_features
+from tastebud.train.item_item import cooccurrence_neighbours, ease_neighbours
 from tastebud.evaluate.metrics import list_metrics
 from tastebud.train.sequences import Sequences
 from tastebud.train.validation import Holdout
@@ -84,9 +84,10 @@ def item_signals(seqs: Sequences, years: npt.NDArray[np.int32], attributes: dict
                  ) -> ItemSignals:
     """Signals of every item from these sequences (and the catalog's years and attributes)."""
     offsets, codes, n_codes = attribute_codes(attributes, seqs.n_items)
-    ids, sims = cooccurrence_neighbours([seqs.of(u) for u in range(len(seqs))], seqs.n_items)
+    histories = [seqs.of(u) for u in range(len(seqs))]
     popularity = np.bincount(seqs.items, minlength=seqs.n_items).astype(np.float32)
-    return ItemSignals(popularity, np.asarray(years, dtype=np.int32), offsets, codes, n_codes, ids, sims)
+    return ItemSignals(popularity, np.asarray(years, dtype=np.int32), offsets, codes, n_codes,
+                       cooccurrence_neighbours(histories, seqs.n_items), ease_neighbours(histories, seqs.n_items))
 
 
 def _ndcg(ranked: npt.NDArray[np.int64], relevant: set[int]) -> float:
@@ -118,12 +119,10 @@ def _user_rows(signals: ItemSignals, tower: UserTower, index_vectors: npt.NDArra
 
 def _without(signals: ItemSignals, cold: npt.NDArray[np.bool_]) -> ItemSignals:
     """``signals`` as they would be had the ``cold`` items no interactions: no popularity, in
-    nobody's co-occurrence neighbours."""
+    nobody's neighbours."""
     popularity = np.where(cold, 0.0, signals.popularity).astype(np.float32)
-    gone = (signals.neighbour_ids >= 0) & cold[np.maximum(signals.neighbour_ids, 0)]
-    ids = np.where(gone, -1, signals.neighbour_ids)
-    sims = np.where(gone, 0.0, signals.neighbour_sims).astype(np.float32)
-    return ItemSignals(popularity, signals.years, signals.code_offsets, signals.codes, signals.n_codes, ids, sims)
+    return ItemSignals(popularity, signals.years, signals.code_offsets, signals.codes, signals.n_codes,
+                       signals.cooccurrence.without(cold), signals.ease.without(cold))
 
 
 REGIMES = ("full", "short", "cold")

@@ -6,8 +6,8 @@ from collections import Counter
 
 import numpy as np
 
-from tastebud.server.features import FEATURE_NAMES, ItemSignals, UserContext, candidate_features, \
-    cooccurrence_neighbours
+from tastebud.server.features import FEATURE_NAMES, ItemSignals, UserContext, candidate_features
+from tastebud.train.item_item import cooccurrence_neighbours, ease_neighbours
 from tastebud.train.ranker import attribute_codes
 
 
@@ -17,10 +17,10 @@ def world(rng, n=60):
              "language": [(str(rng.choice(["en", "fr"])),) for _ in range(n)]}
     offsets, codes, n_codes = attribute_codes(attrs, n)
     sequences = [rng.choice(n, size=8, replace=False).astype(np.int64) for _ in range(30)]
-    ids, sims = cooccurrence_neighbours(sequences, n, neighbours=10)
     years = rng.integers(1990, 2020, n).astype(np.int32)
     return attrs, sequences, ItemSignals(rng.random(n).astype(np.float32) * 10, years, offsets, codes, n_codes,
-                                         ids, sims)
+                                         cooccurrence_neighbours(sequences, n, neighbours=10),
+                                         ease_neighbours(sequences, n, neighbours=10, l2=5.0))
 
 
 def test_features_match_plain_python(rng):
@@ -48,10 +48,10 @@ def test_features_match_plain_python(rng):
         expected = np.mean([counts[p] / len(history) for p in pairs]) if pairs else 0.0
         assert np.isclose(f[i, 7], expected)
         knn = sum(w * float(s) for h, w in zip(history.tolist(), weights / weights.sum())
-                  for j, s in zip(signals.neighbour_ids[h], signals.neighbour_sims[h]) if j == r)
+                  for j, s in zip(signals.cooccurrence.ids[h], signals.cooccurrence.values[h]) if j == r)
         assert np.isclose(f[i, 4], knn, atol=1e-6)
         assert np.isclose(f[i, 5], max([float(s) for h in history.tolist()
-                                         for j, s in zip(signals.neighbour_ids[h], signals.neighbour_sims[h])
+                                         for j, s in zip(signals.cooccurrence.ids[h], signals.cooccurrence.values[h])
                                          if j == r], default=0.0))
     np.testing.assert_allclose(f[:, 9], signals.years[rows] - signals.years[history].mean(), atol=1e-3)  # float32
 
@@ -65,11 +65,11 @@ def test_neighbours_are_cosines_of_cooccurrence(rng):
     counts = matrix.T @ matrix
     norms = np.sqrt(np.diag(counts))
     for i in range(n):
-        for j, s in zip(signals.neighbour_ids[i], signals.neighbour_sims[i]):
+        for j, s in zip(signals.cooccurrence.ids[i], signals.cooccurrence.values[i]):
             if j >= 0:
                 assert j != i
                 assert np.isclose(s, counts[i, j] / max(norms[i] * norms[j], 1e-9), atol=1e-6)
-        assert np.all(np.diff(signals.neighbour_sims[i]) <= 1e-7)
+        assert np.all(np.diff(signals.cooccurrence.values[i]) <= 1e-7)
 
 
 def test_a_user_without_history_gets_zero_history_features(rng):
@@ -78,4 +78,39 @@ def test_a_user_without_history_gets_zero_history_features(rng):
                           np.zeros(4, np.float32))
     f = candidate_features(signals, context, np.arange(5, dtype=np.int64), np.ones(5, np.float32),
                            np.ones((5, 5), np.float32), np.ones((5, 8), np.float32))
-    assert np.all(f[:, [4, 5, 6, 7]] == 0) and np.all(np.isnan(f[:, 9]))
+    assert np.all(f[:, [4, 5, 6, 7, 13, 14]] == 0) and np.all(np.isnan(f[:, 9]))
+
+
+def test_ease_features_are_sums_of_eases_weights_over_the_history(rng):
+    """Features 13 and 14 against the dense EASE solution (Steck 2019) in float64."""
+    _, sequences, _ = world(rng)
+    n = 60
+    x = np.zeros((len(sequences), n))
+    for u, s in enumerate(sequences):
+        x[u, s] = 1
+    p = np.linalg.inv(x.T @ x + 5.0 * np.eye(n))
+    b = -p / np.diag(p)[None, :]
+    np.fill_diagonal(b, 0.0)
+    table = ease_neighbours(sequences, n, neighbours=n, l2=5.0)  # every positive weight kept
+    attrs, _, signals = world(np.random.default_rng(7))
+    signals = ItemSignals(signals.popularity, signals.years, signals.code_offsets, signals.codes, signals.n_codes,
+                          signals.cooccurrence, table)
+    history = np.array([3, 8, 13], dtype=np.int64)
+    weights = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+    context = UserContext(history, weights, np.ones((3, 8), np.float32), np.ones(4, np.float32))
+    rows = np.arange(20, 40, dtype=np.int64)
+    f = candidate_features(signals, context, rows, np.zeros(20, np.float32), np.ones((20, 5), np.float32),
+                           np.ones((20, 8), np.float32))
+    positive = np.where(b > 0, b, 0.0)
+    np.testing.assert_allclose(f[:, 13], positive[history][:, rows].sum(axis=0), rtol=1e-4, atol=1e-6)
+    recency = (weights / weights.mean())[:, None]
+    np.testing.assert_allclose(f[:, 14], (recency * positive[history][:, rows]).sum(axis=0), rtol=1e-4, atol=1e-6)
+    assert (f[:, 13] > 0).any()
+
+
+def test_neighbour_tables_are_empty_above_their_size_limit():
+    sequences = [np.array([0, 1, 2], dtype=np.int64), np.array([1, 2], dtype=np.int64)]
+    for table in (cooccurrence_neighbours(sequences, 3, neighbours=2, max_items=2),
+                  ease_neighbours(sequences, 3, neighbours=2, max_items=2)):
+        assert np.all(table.ids == -1) and np.all(table.values == 0)
+    assert (ease_neighbours(sequences, 3, neighbours=2).ids >= 0).any()

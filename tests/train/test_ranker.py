@@ -91,8 +91,9 @@ def test_pseudo_cold_items_look_like_new_items_to_the_features(setting):
     cold[warm[:10]] = True
     blanked = _without(signals, cold)
     assert np.all(blanked.popularity[cold] == 0) and np.array_equal(blanked.popularity[~cold], signals.popularity[~cold])
-    ids = blanked.neighbour_ids
-    assert not cold[ids[ids >= 0]].any()
+    for table in (blanked.cooccurrence, blanked.ease):
+        assert not cold[table.ids[table.ids >= 0]].any()
+    assert (signals.ease.ids[:, 0] >= 0).any()  # the tables were not empty to begin with
     history = warm[-5:]
     context = UserContext(history, np.ones(5, np.float32), world.text_vectors[history],
                           trial.query_vectors[history].mean(axis=0))
@@ -102,6 +103,7 @@ def test_pseudo_cold_items_look_like_new_items_to_the_features(setting):
     names = list(FEATURE_NAMES)
     assert np.all(f[:, names.index("has_interactions")] == 0)
     assert np.all(f[:, names.index("knn_mean")] == 0) and np.all(f[:, names.index("knn_max")] == 0)
+    assert np.all(f[:, names.index("ease")] == 0) and np.all(f[:, names.index("ease_recency")] == 0)
 
 
 def test_a_build_scores_its_pseudo_new_items_with_a_model_trained_without_them(genre_world, tiny_config,
