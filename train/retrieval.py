@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from tastebud.embed.user_tower import UserTower, content_index_vectors, content_tower
 from tastebud.errors import InvalidInputError, ModelValidationError
+from tastebud.server.features import FEATURE_NAMES
 from tastebud.train.cache import ModelCache, training_key
 from tastebud.train.ranker import PseudoNewItems, RankerConfig, pseudo_new_items, train_ranker
 from tastebud.train.sequences import Sequences, without_items
@@ -82,8 +83,10 @@ def two_tower_model(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
     """Validate on a held-out tail (and train the re-ranker there), then train on everything.
 
     Cached by the exact training data and configuration."""
+    # the ranker's feature names too: a ranker cached before a feature was added cannot be served
     settings = {"trainer_version": TRAINER_VERSION, "two_tower": config.as_dict(),
-                "ranker": ranker_config.as_dict() if ranker_config else None}
+                "ranker": ranker_config.as_dict() if ranker_config else None,
+                "ranker_features": list(FEATURE_NAMES) if ranker_config else None}
     key = training_key(seqs.fingerprint(), text_vectors, settings)
     cache = ModelCache(cache_dir) if cache_dir is not None else None
     cached = cache.get(key) if cache is not None else None

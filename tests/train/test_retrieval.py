@@ -285,6 +285,25 @@ def test_other_settings_or_texts_miss_the_cache(genre_world, tiny_config, cached
         fit(world, config, cache_dir, text=text)
 
 
+def test_the_rankers_feature_names_are_part_of_the_key(genre_world, tiny_config, monkeypatch):
+    """A cached re-ranker is only reused by code that computes the same features."""
+    world = genre_world()
+    keys: list[str] = []
+    real_key = retrieval_module.training_key
+
+    def recording_key(*args):
+        keys.append(real_key(*args))
+        raise TrainingCalled("stop once the key is known")
+    monkeypatch.setattr(retrieval_module, "training_key", recording_key)
+    catalog = retrieval_module.CatalogSignals(np.full(world.n_items, 2000, np.int32), {})
+    for names in (retrieval_module.FEATURE_NAMES, (*retrieval_module.FEATURE_NAMES, "one_more")):
+        monkeypatch.setattr(retrieval_module, "FEATURE_NAMES", names)
+        with pytest.raises(TrainingCalled):
+            retrieval_module.two_tower_model(world.text_vectors, world.seqs, tiny_config, None, catalog=catalog,
+                                             ranker_config=retrieval_module.RankerConfig())
+    assert len(keys) == 2 and keys[0] != keys[1]
+
+
 def test_a_damaged_cache_entry_is_retrained_not_fatal(genre_world, tiny_config, tmp_path, monkeypatch, caplog):
     world = genre_world()
     first = fit(world, tiny_config, tmp_path)
