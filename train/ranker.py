@@ -24,9 +24,9 @@ import numpy.typing as npt
 
 from tastebud.embed.user_tower import UserTower
 from tastebud.errors import InvalidInputError
+from tastebud.evaluate.metrics import list_metrics
 from tastebud.server.features import FEATURE_NAMES, ItemSignals, UserContext, candidate_features
 from tastebud.train.item_item import cooccurrence_neighbours, ease_neighbours
-from tastebud.evaluate.metrics import list_metrics
 from tastebud.train.sequences import Sequences
 from tastebud.train.validation import Holdout
 
