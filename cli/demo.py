@@ -161,8 +161,8 @@ def sample_calls(target: str, index_root: Path) -> None:
                       stub.Recommend(pb.RecommendRequest(user_id="1", k=8, diversity=0.3), timeout=TIMEOUT))
         show.response("Recommend a new user with no history",
                       stub.Recommend(pb.RecommendRequest(user_id="someone-new", k=5), timeout=TIMEOUT))
-        show.response("Recommend a new user who says: 'slow-burn sci-fi'",
-                      stub.Recommend(pb.RecommendRequest(user_id="someone-new", k=5, taste="slow-burn sci-fi"),
+        show.response("Recommend a new user who says: 'I love slow-burn sci-fi'",
+                      stub.Recommend(pb.RecommendRequest(user_id="someone-new", k=5, taste="I love slow-burn sci-fi"),
                                      timeout=TIMEOUT))
         first = show.items.item_ids[int(histories.get("1").items[-1])]
         show.response(f"SimilarItems to {show.items.titles[show.items.row_of(first)]}",
