@@ -1,9 +1,10 @@
 """A cache of trained retrieval models, keyed by exactly what they were trained on.
 
-The key is a sha256 over the training sequences, the text embeddings and the training
-configuration. Any difference in the interactions (one held-out event more or less) gives
-another key, so an evaluation on a train-only split can never reuse a model that saw the
-test period. Entries are plain ``.npz`` archives plus a JSON of their metadata.
+The key is a sha256 over the training sequences, the text embeddings (and any other item
+inputs: ``train.item_features``) and the training configuration. Any difference in the
+interactions (one held-out event more or less) gives another key, so an evaluation on a
+train-only split can never reuse a model that saw the test period. Entries are plain ``.npz``
+archives plus a JSON of their metadata.
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ import numpy.typing as npt
 log = logging.getLogger(__name__)
 
 
-def training_key(sequences_fingerprint: str, text_vectors: npt.NDArray[np.float32], config: dict[str, Any]) -> str:
+def training_key(sequences_fingerprint: str, text_vectors: npt.NDArray[np.float32], config: dict[str, Any],
+                 item_features: npt.NDArray[np.float32] | None = None) -> str:
     digest = hashlib.sha256()
     digest.update(sequences_fingerprint.encode())
     digest.update(np.ascontiguousarray(text_vectors, dtype=np.float32).tobytes())
+    if item_features is not None:
+        digest.update(np.array(item_features.shape, dtype=np.int64).tobytes())
+        digest.update(np.ascontiguousarray(item_features, dtype=np.float32).tobytes())
     digest.update(json.dumps(config, sort_keys=True).encode())
     return digest.hexdigest()
 

@@ -21,6 +21,7 @@ from tastebud.embed.user_tower import UserTower, content_index_vectors, content_
 from tastebud.errors import InvalidInputError, ModelValidationError
 from tastebud.server.features import FEATURE_NAMES
 from tastebud.train.cache import ModelCache, training_key
+from tastebud.train.item_features import catalog_features
 from tastebud.train.ranker import PseudoNewItems, RankerConfig, pseudo_new_items, train_ranker
 from tastebud.train.sequences import Sequences, without_items
 from tastebud.train.two_tower import TwoTowerConfig, TwoTowerWeights, train_two_tower
@@ -35,12 +36,12 @@ MIN_HISTORY_TO_VALIDATE = 5  # users with fewer events are never held out (the p
 TASTE_WEIGHT = 1.0
 SHORT_HISTORY = 3  # the validation's "new user" view: only this many most recent items are known
 # Part of every cache key: bump it when training code changes what a given input produces.
-TRAINER_VERSION = 8
+TRAINER_VERSION = 9
 
 
 @dataclass(frozen=True, slots=True)
 class CatalogSignals:
-    """The catalog facts the re-ranker's features use: years and filterable attributes."""
+    """The catalog facts the re-ranker's features and the item tower use: years and filterable attributes."""
 
     years: npt.NDArray[np.int32]
     attributes: dict[str, list[tuple[str, ...]]]
@@ -87,7 +88,9 @@ def two_tower_model(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
     settings = {"trainer_version": TRAINER_VERSION, "two_tower": config.as_dict(),
                 "ranker": ranker_config.as_dict() if ranker_config else None,
                 "ranker_features": list(FEATURE_NAMES) if ranker_config else None}
-    key = training_key(seqs.fingerprint(), text_vectors, settings)
+    catalog_inputs = catalog_features(catalog.attributes, catalog.years) \
+        if catalog is not None and config.catalog_features else None
+    key = training_key(seqs.fingerprint(), text_vectors, settings, catalog_inputs)
     cache = ModelCache(cache_dir) if cache_dir is not None else None
     cached = cache.get(key) if cache is not None else None
     if cached is not None:
@@ -103,7 +106,7 @@ def two_tower_model(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
                 f"cannot validate the two-tower model: no user has {MIN_HISTORY_TO_VALIDATE} or more interactions; "
                 "use --retrieval content (or auto), or give it more interactions")
         log.info("two-tower: validating on the last 20%% of %d users' histories", len(holdout.targets))
-        trial = train_two_tower(text_vectors, holdout.prefix, config, progress)
+        trial = train_two_tower(text_vectors, holdout.prefix, config, progress, item_features=catalog_inputs)
         score = _score_with(trial)
         model_metrics = ranking_metrics(score, holdout)
         popular = popularity_scores(holdout.prefix)
@@ -122,13 +125,14 @@ def two_tower_model(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
         ranker = None
         if ranker_config is not None and catalog is not None:
             started = time.perf_counter()
-            pseudo_new = _pseudo_new_items(text_vectors, holdout.prefix, config, ranker_config, progress)
+            pseudo_new = _pseudo_new_items(text_vectors, catalog_inputs, holdout.prefix, config, ranker_config,
+                                           progress)
             ranker, validation["ranker"] = train_ranker(
                 holdout, _tower(trial), trial.index_vectors, trial.query_vectors, text_vectors, catalog.years,
                 catalog.attributes, ranker_config, pseudo_new)
             # the pseudo-new model's training and the LightGBM fit, in wall time
             validation["ranker_seconds"] = round(time.perf_counter() - started, 2)
-        weights = train_two_tower(text_vectors, seqs, config, progress)
+        weights = train_two_tower(text_vectors, seqs, config, progress, item_features=catalog_inputs)
         if cache is not None:
             cache.put(key, {"index_vectors": weights.index_vectors, "query_vectors": weights.query_vectors,
                             "recency_weights": weights.recency_weights, "text_projection": weights.text_projection},
@@ -142,8 +146,9 @@ def two_tower_model(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
     return RetrievalModel("two_tower", weights.index_vectors, weights.query_vectors, _tower(weights), info, ranker)
 
 
-def _pseudo_new_items(text_vectors: npt.NDArray[np.float32], prefix: Sequences, config: TwoTowerConfig,
-                      ranker_config: RankerConfig, progress: bool) -> PseudoNewItems | None:
+def _pseudo_new_items(text_vectors: npt.NDArray[np.float32], catalog_inputs: npt.NDArray[np.float32] | None,
+                      prefix: Sequences, config: TwoTowerConfig, ranker_config: RankerConfig, progress: bool
+                      ) -> PseudoNewItems | None:
     """The re-ranker's pseudo-new items, with the validation model retrained without them; None
     when there are none, or too little left to train on (the ranker then has no cold groups)."""
     new = pseudo_new_items(prefix, ranker_config)
@@ -151,7 +156,8 @@ def _pseudo_new_items(text_vectors: npt.NDArray[np.float32], prefix: Sequences, 
         return None
     log.info("re-ranker: retraining the validation model without %d pseudo-new items", int(new.sum()))
     try:
-        without = train_two_tower(text_vectors, without_items(prefix, new), config, progress)
+        without = train_two_tower(text_vectors, without_items(prefix, new), config, progress,
+                                  item_features=catalog_inputs)
     except InvalidInputError as exc:
         log.info("re-ranker: no pseudo-new groups (%s)", exc)
         return None

@@ -7,7 +7,9 @@ User tower:  u = sum_k w_k q_(h_k) / sum_k w_k over the last L history items, wh
 Score:       s(u, j) = u . p_j + b_j, i.e. the inner product of [u, 1] and [p_j, b_j]: one
              ANN search over the index vectors [p_j, b_j] serves it.
 
-``t`` are the frozen sentence-transformer embeddings of the items' text. The id embeddings
+``t`` are the frozen sentence-transformer embeddings of the items' text, with the catalog's
+attribute values and release-year bins beside them as columns of their own when the build
+passes ``item_features`` (``train.item_features``). The id embeddings
 (``e``, ``f``, ``beta``) are dropped at random in training (``id_dropout``), and a second loss
 scores with the text parts alone (``content_loss``), so an item never seen in training still
 gets a good vector from its metadata: a new release is retrievable at once. Histories are cut
@@ -59,6 +61,8 @@ class TwoTowerConfig:
     # Items without interactions: blend with this many text neighbours' learned vectors (0: off)
     new_item_neighbours: int = 20
     new_item_blend: float = 0.5
+    # Catalog attribute values and year bins as item-tower inputs beside the text (train.item_features)
+    catalog_features: bool = True
     full_softmax_max: int = 50_000
     sampled_negatives: int = 4096
     seed: int = 0
@@ -125,17 +129,28 @@ def _examples(seqs: Sequences, history: int) -> tuple[npt.NDArray[np.int64], npt
 
 
 def train_two_tower(text_vectors: npt.NDArray[np.float32], seqs: Sequences, config: TwoTowerConfig,
-                    progress: bool = False) -> TwoTowerWeights:
+                    progress: bool = False, *, item_features: npt.NDArray[np.float32] | None = None
+                    ) -> TwoTowerWeights:
     """Fit the model on ``seqs`` (item rows index ``text_vectors``); returns numpy weights.
 
-    With ``config.members`` K > 1, K models are trained with seeds seed, seed+1, ... and
-    served as one (:func:`ensemble`). Items that were never a next item in ``seqs`` get their
-    text-only vector blended with their text neighbours' (``train.new_items``)."""
+    ``item_features`` (float32[n, m], ``train.item_features``) are more item-tower inputs,
+    appended to the text embedding; a free-text taste has none, so the exported
+    ``text_projection`` is the text rows' part alone. With ``config.members`` K > 1, K models
+    are trained with seeds seed, seed+1, ... and served as one (:func:`ensemble`). Items that
+    were never a next item in ``seqs`` get their text-only vector blended with their text
+    neighbours' (``train.new_items``)."""
+    inputs = text_vectors
+    if item_features is not None and item_features.shape[1]:
+        if len(item_features) != len(text_vectors):
+            raise InvalidInputError(f"item features have {len(item_features)} rows, the catalog {len(text_vectors)}")
+        inputs = np.concatenate([text_vectors, item_features], axis=1).astype(np.float32)
+    text_dim = text_vectors.shape[1]
     if config.members == 1:
-        weights = _train_member(text_vectors, seqs, config, progress, "two-tower")
+        weights = _train_member(inputs, seqs, config, progress, "two-tower", text_dim)
     else:
-        weights = ensemble([_train_member(text_vectors, seqs, replace(config, seed=config.seed + k), progress,
-                                          f"two-tower {k + 1}/{config.members}") for k in range(config.members)])
+        weights = ensemble([_train_member(inputs, seqs, replace(config, seed=config.seed + k), progress,
+                                          f"two-tower {k + 1}/{config.members}", text_dim)
+                            for k in range(config.members)])
     learned = learned_items(seqs)
     return replace(weights, index_vectors=neighbour_blended_vectors(
         text_vectors, weights.index_vectors, ~learned, learned, config.new_item_neighbours, config.new_item_blend))
@@ -176,9 +191,10 @@ def ensemble(members: Sequence[TwoTowerWeights]) -> TwoTowerWeights:
         if all(f is not None for f in users) else None)
 
 
-def _train_member(text_vectors: npt.NDArray[np.float32], seqs: Sequences, config: TwoTowerConfig,
-                  progress: bool, label: str) -> TwoTowerWeights:
-    """One model of the ensemble, with ``config.seed``."""
+def _train_member(inputs: npt.NDArray[np.float32], seqs: Sequences, config: TwoTowerConfig,
+                  progress: bool, label: str, text_dim: int) -> TwoTowerWeights:
+    """One model of the ensemble, with ``config.seed``; ``inputs`` are the item-tower inputs,
+    their first ``text_dim`` columns the text embedding."""
     import torch
     from tqdm.auto import tqdm
 
@@ -187,11 +203,11 @@ def _train_member(text_vectors: npt.NDArray[np.float32], seqs: Sequences, config
     rng = np.random.default_rng(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
-    n, text_dim = text_vectors.shape
+    n, input_dim = inputs.shape
     L, d = config.history, config.dim
     hist_np, target_np = _examples(seqs, L)
     hist_all, target_all = torch.from_numpy(hist_np), torch.from_numpy(target_np)
-    text = torch.from_numpy(np.ascontiguousarray(text_vectors, dtype=np.float32))
+    item_inputs = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
     # Items no one interacted with have nothing to learn an id embedding from (only noise, as
     # negatives): their id parts stay off, in training and in the exported vectors.
     has_events = torch.from_numpy(np.bincount(seqs.items, minlength=n) > 0).float()[:, None]
@@ -199,9 +215,9 @@ def _train_member(text_vectors: npt.NDArray[np.float32], seqs: Sequences, config
     class Model(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.A = torch.nn.Linear(text_dim, d, bias=False)
-            self.B = torch.nn.Linear(text_dim, d, bias=False)
-            self.c = torch.nn.Linear(text_dim, 1)
+            self.A = torch.nn.Linear(input_dim, d, bias=False)
+            self.B = torch.nn.Linear(input_dim, d, bias=False)
+            self.c = torch.nn.Linear(input_dim, 1)
             self.e = torch.nn.Embedding(n, d)
             self.f = torch.nn.Embedding(n, d)
             self.beta = torch.nn.Embedding(n, 1)
@@ -211,9 +227,9 @@ def _train_member(text_vectors: npt.NDArray[np.float32], seqs: Sequences, config
             self.recency = torch.nn.Parameter(torch.zeros(L))  # index 0 = most recent
 
         def towers(self, keep: "torch.Tensor"):
-            p = self.A(text) + keep * self.e.weight
-            b = self.c(text).squeeze(1) + keep.squeeze(1) * self.beta.weight[:, 0]
-            q = self.B(text) + keep * self.f.weight
+            p = self.A(item_inputs) + keep * self.e.weight
+            b = self.c(item_inputs).squeeze(1) + keep.squeeze(1) * self.beta.weight[:, 0]
+            q = self.B(item_inputs) + keep * self.f.weight
             return p, b, q
 
         def weights(self) -> "torch.Tensor":
@@ -272,7 +288,7 @@ def _train_member(text_vectors: npt.NDArray[np.float32], seqs: Sequences, config
         q = model.towers(in_history)[2]
         p0, b0, _ = model.towers(torch.zeros(n, 1))
         weights = model.weights().numpy().astype(np.float32)
-        projection = model.B.weight.T.numpy().astype(np.float32)
+        projection = model.B.weight.T[:text_dim].numpy().astype(np.float32)  # a taste is text alone
     index_vectors = np.concatenate([p.numpy(), b.numpy()[:, None]], axis=1).astype(np.float32)
     text_index_vectors = np.concatenate([p0.numpy(), b0.numpy()[:, None]], axis=1).astype(np.float32)
     seconds = time.perf_counter() - started

@@ -13,6 +13,7 @@ from tastebud.train.ranker import PseudoNewItems, RankerConfig, _without, item_s
 from tastebud.train import retrieval as retrieval_module
 from tastebud.train.retrieval import _tower
 from tastebud.train.sequences import without_items
+from tastebud.train.item_features import catalog_features
 from tastebud.train.two_tower import learned_items, train_two_tower
 from tastebud.train.validation import holdout_split
 
@@ -117,15 +118,15 @@ def test_a_build_scores_its_pseudo_new_items_with_a_model_trained_without_them(g
         handed.append(args[8])
         return None, {"used": False}
     monkeypatch.setattr(retrieval_module, "train_ranker", recording)
-    retrieval_module.two_tower_model(world.text_vectors, world.seqs, tiny_config, None,
-                                     catalog=retrieval_module.CatalogSignals(
-                                         np.full(world.n_items, 2000, np.int32), {}),
+    catalog = retrieval_module.CatalogSignals(np.arange(world.n_items, dtype=np.int32) % 7 + 1990, {})
+    retrieval_module.two_tower_model(world.text_vectors, world.seqs, tiny_config, None, catalog=catalog,
                                      ranker_config=CONFIG)
     pseudo_new = handed[0]
     assert pseudo_new is not None and pseudo_new.items.any()
     prefix = holdout_split(world.seqs).prefix
     np.testing.assert_array_equal(pseudo_new.items, pseudo_new_items(prefix, CONFIG))
-    by_hand = train_two_tower(world.text_vectors, without_items(prefix, pseudo_new.items), tiny_config)
+    by_hand = train_two_tower(world.text_vectors, without_items(prefix, pseudo_new.items), tiny_config,
+                              item_features=catalog_features(catalog.attributes, catalog.years))
     np.testing.assert_array_equal(pseudo_new.index_vectors, by_hand.index_vectors)
     np.testing.assert_array_equal(pseudo_new.query_vectors, by_hand.query_vectors)
 

@@ -13,10 +13,12 @@ import pytest
 from tastebud.embed.user_tower import content_index_vectors, content_tower
 from tastebud.errors import InvalidInputError, ModelValidationError
 from tastebud.index.build import BuildOptions, build_index
+from tastebud.index.items import years_array
 from tastebud.index.load import open_index
 from tastebud.index.manifest import read_manifest
 from tastebud.ingest.model import Catalog, Dataset, LoadReport, sorted_interaction_log
 from tastebud.train import retrieval as retrieval_module
+from tastebud.train.item_features import catalog_features
 from tastebud.train.retrieval import fit_retrieval
 from tastebud.train.sequences import Sequences, build_sequences
 from tastebud.train.two_tower import TwoTowerWeights, train_two_tower
@@ -86,7 +88,7 @@ def test_a_model_worse_than_popularity_is_refused(genre_world, tiny_config, monk
     world = genre_world()
     calls: list[int] = []
 
-    def backwards(text_vectors, seqs, config, progress=False):
+    def backwards(text_vectors, seqs, config, progress=False, item_features=None):
         calls.append(1)
         n, d = seqs.n_items, config.dim
         genre = np.zeros((n, d), np.float32)
@@ -184,7 +186,9 @@ def test_a_learned_build_serves_the_trained_model(genre_world, tiny_config, tmp_
     assert retrieval["validation"]["model"]["ndcg@10"] > retrieval["validation"]["popularity"]["ndcg@10"]
 
     index = open_index(tmp_path, fingerprint=encoder.fingerprint, dimension=encoder.dimension)
-    final = train_two_tower(world.text_vectors, world.seqs, tiny_config)  # what the build trained last, again
+    # what the build trained last, again, with the catalog's genres and years as item inputs
+    final = train_two_tower(world.text_vectors, world.seqs, tiny_config,
+                            item_features=catalog_features(catalog.attributes, years_array(catalog.years)))
     tower = index.tower
     np.testing.assert_array_equal(tower.recency_weights, final.recency_weights)
     np.testing.assert_array_equal(tower.text_projection, final.text_projection)
