@@ -308,6 +308,29 @@ def test_the_rankers_feature_names_are_part_of_the_key(genre_world, tiny_config,
     assert len(keys) == 2 and keys[0] != keys[1]
 
 
+def test_the_catalogs_item_inputs_are_part_of_the_key(genre_world, tiny_config, monkeypatch):
+    """A model trained on other genres or years (item-tower inputs) is never reused, and nor is
+    one trained without them."""
+    world = genre_world()
+    keys: list[str] = []
+    real_key = retrieval_module.training_key
+
+    def recording_key(*args):
+        keys.append(real_key(*args))
+        raise TrainingCalled("stop once the key is known")
+    monkeypatch.setattr(retrieval_module, "training_key", recording_key)
+    years = np.arange(world.n_items, dtype=np.int32) % 9 + 1990
+    genres = [(f"g{g}",) for g in world.genre]
+    catalogs = [retrieval_module.CatalogSignals(years, {"genres": genres}),
+                retrieval_module.CatalogSignals(years, {"genres": genres[::-1]}),
+                retrieval_module.CatalogSignals(years[::-1].copy(), {"genres": genres})]
+    configs = [tiny_config] * 3 + [dataclasses.replace(tiny_config, catalog_features=False)]
+    for catalog, config in zip([*catalogs, catalogs[0]], configs):
+        with pytest.raises(TrainingCalled):
+            retrieval_module.two_tower_model(world.text_vectors, world.seqs, config, None, catalog=catalog)
+    assert len(set(keys)) == 4
+
+
 def test_a_damaged_cache_entry_is_retrained_not_fatal(genre_world, tiny_config, tmp_path, monkeypatch, caplog):
     world = genre_world()
     first = fit(world, tiny_config, tmp_path)
