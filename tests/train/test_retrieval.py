@@ -289,9 +289,9 @@ def test_other_settings_or_texts_miss_the_cache(genre_world, tiny_config, cached
         fit(world, config, cache_dir, text=text)
 
 
-def test_the_rankers_feature_names_are_part_of_the_key(genre_world, tiny_config, monkeypatch):
-    """A cached re-ranker is only reused by code that computes the same features."""
-    world = genre_world()
+@pytest.fixture
+def training_keys(monkeypatch) -> list[str]:
+    """The model cache keys a build asks for; each build stops (TrainingCalled) once it has one."""
     keys: list[str] = []
     real_key = retrieval_module.training_key
 
@@ -299,26 +299,25 @@ def test_the_rankers_feature_names_are_part_of_the_key(genre_world, tiny_config,
         keys.append(real_key(*args))
         raise TrainingCalled("stop once the key is known")
     monkeypatch.setattr(retrieval_module, "training_key", recording_key)
+    return keys
+
+
+def test_the_rankers_feature_names_are_part_of_the_key(genre_world, tiny_config, monkeypatch, training_keys):
+    """A cached re-ranker is only reused by code that computes the same features."""
+    world = genre_world()
     catalog = retrieval_module.CatalogSignals(np.full(world.n_items, 2000, np.int32), {})
     for names in (retrieval_module.FEATURE_NAMES, (*retrieval_module.FEATURE_NAMES, "one_more")):
         monkeypatch.setattr(retrieval_module, "FEATURE_NAMES", names)
         with pytest.raises(TrainingCalled):
             retrieval_module.two_tower_model(world.text_vectors, world.seqs, tiny_config, None, catalog=catalog,
                                              ranker_config=retrieval_module.RankerConfig())
-    assert len(keys) == 2 and keys[0] != keys[1]
+    assert len(training_keys) == 2 and training_keys[0] != training_keys[1]
 
 
-def test_the_catalogs_item_inputs_are_part_of_the_key(genre_world, tiny_config, monkeypatch):
+def test_the_catalogs_item_inputs_are_part_of_the_key(genre_world, tiny_config, training_keys):
     """A model trained on other genres or years (item-tower inputs) is never reused, and nor is
     one trained without them."""
     world = genre_world()
-    keys: list[str] = []
-    real_key = retrieval_module.training_key
-
-    def recording_key(*args):
-        keys.append(real_key(*args))
-        raise TrainingCalled("stop once the key is known")
-    monkeypatch.setattr(retrieval_module, "training_key", recording_key)
     years = np.arange(world.n_items, dtype=np.int32) % 9 + 1990
     genres = [(f"g{g}",) for g in world.genre]
     catalogs = [retrieval_module.CatalogSignals(years, {"genres": genres}),
@@ -328,7 +327,7 @@ def test_the_catalogs_item_inputs_are_part_of_the_key(genre_world, tiny_config, 
     for catalog, config in zip([*catalogs, catalogs[0]], configs):
         with pytest.raises(TrainingCalled):
             retrieval_module.two_tower_model(world.text_vectors, world.seqs, config, None, catalog=catalog)
-    assert len(set(keys)) == 4
+    assert len(training_keys) == 4 and len(set(training_keys)) == 4
 
 
 def test_a_damaged_cache_entry_is_retrained_not_fatal(genre_world, tiny_config, tmp_path, monkeypatch, caplog):
