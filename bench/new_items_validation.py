@@ -46,7 +46,7 @@ K = 10
 
 def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
     name, _, assignments = text.partition(":")
-    fields = {f.name: f.type for f in dataclasses.fields(TwoTowerConfig)}
+    fields = {f.name for f in dataclasses.fields(TwoTowerConfig)}
     values: dict[str, Any] = {}
     for assignment in filter(None, assignments.split(",")):
         key, _, raw = assignment.partition("=")

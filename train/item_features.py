@@ -8,14 +8,15 @@ interactions for (new releases): their vectors come from these inputs alone.
 
 Columns, for every item row:
 - one per (attribute, value) pair carried by at least ``min_items`` items, the ``max_values``
-  most frequent of them: 1 / sqrt(number of the item's kept values), so an item's attribute
-  block has unit norm whatever its number of genres;
+  most frequent of them: 1 / sqrt(number of the item's kept values of that attribute), so each
+  attribute weighs the same whatever its number of values (fifty tags do not drown two genres);
 - one per release-year bin (bin edges at the deciles of the catalog's known years, so a music
   catalog of the 2010s is binned as finely as a film archive), and one "year unknown".
 
 Computed from the catalog alone (no interactions), so every model of a build, the pseudo-new
 one included, sees the same inputs for the same item. Chosen on the build's validation split of
-MovieLens 100K train data (one 64-d model, four draws of pseudo-new items, numbers in the README).
+MovieLens 100K train data (one 64-d model, eight draws of pseudo-new items, numbers in the README
+and ``bench/results/new-items-validation.json``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections import Counter
 import numpy as np
 import numpy.typing as npt
 
+from tastebud.errors import InvalidInputError
 from tastebud.index.filters import NO_YEAR
 
 YEAR_BINS = 10
@@ -37,20 +39,22 @@ def catalog_features(attributes: dict[str, list[tuple[str, ...]]], years: npt.ND
                      ) -> npt.NDArray[np.float32]:
     """float32[n, m]: attribute-value columns then year-bin columns (see the module docstring).
 
-    ``years`` holds ``NO_YEAR`` where an item has none. A catalog with neither attributes
-    nor years gets zero columns."""
+    ``years`` holds ``NO_YEAR`` where an item has none; every attribute has one tuple of values
+    per item. A catalog with neither attributes nor years gets zero columns."""
     n = len(years)
+    for name, per_item in attributes.items():
+        if len(per_item) != n:
+            raise InvalidInputError(f"attribute {name!r} has values for {len(per_item)} items, the catalog {n}")
     values = attribute_values(attributes, min_items, max_values)
-    column = {pair: c for c, pair in enumerate(values)}
     block = np.zeros((n, len(values)), dtype=np.float32)
     for name in sorted(attributes):
+        columns = {value: c for c, (attribute, value) in enumerate(values) if attribute == name}
+        if not columns:
+            continue
         for row, item_values in enumerate(attributes[name]):
-            for value in item_values:
-                c = column.get((name, value))
-                if c is not None:
-                    block[row, c] = 1.0
-    kept = block.sum(axis=1, keepdims=True)
-    block = np.divide(block, np.sqrt(kept), out=block, where=kept > 0)
+            kept = list({columns[value] for value in item_values if value in columns})
+            if kept:
+                block[row, kept] = 1.0 / np.sqrt(len(kept))
     return np.ascontiguousarray(np.concatenate([block, year_bin_columns(years, year_bins)], axis=1),
                                 dtype=np.float32)
 

@@ -1,8 +1,8 @@
 """Vectors for items the model has not learned, from the learned vectors of their text neighbours.
 
 The two-tower model gives an item that was never some user's next item (a new release, or one
-only ever seen first in a history) its text-only vector [A t_j, c . t_j]: a
-linear map of the sentence embedding. Titles close in text space (a sequel, the same director's
+only ever seen first in a history) its id-free vector [A t_j, c . t_j]: a
+linear map of the sentence embedding (and of the catalog inputs beside it). Titles close in text space (a sequel, the same director's
 style, the same era and genres) are often watched by the same people, which a linear map of
 the embedding only partly carries. So a new item's searched vector blends its own text vector
 with the similarity-weighted mean of the learned vectors of its ``neighbours`` nearest items
@@ -33,7 +33,7 @@ def neighbour_blended_vectors(text_vectors: npt.NDArray[np.float32], index_vecto
     """``index_vectors`` (last column the bias) with each ``new`` row blended with its text
     neighbours among the ``known`` rows; other rows are returned unchanged (a copy).
 
-    ``index_vectors[new]`` are the new items' own (text-only) vectors. A row in both masks
+    ``index_vectors[new]`` are the new items' own (id-free) vectors. A row in both masks
     counts as new only, so no item is its own neighbour. A new item whose neighbours all point
     away from it (cosine <= 0) keeps its own vector. With no known rows, ``neighbours`` 0 or
     ``blend`` 0 nothing changes. New rows go in blocks of ``block``, so memory stays at

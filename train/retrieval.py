@@ -8,6 +8,8 @@ rather than publish it; its validation numbers and parameters go into the manife
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -45,6 +47,13 @@ class CatalogSignals:
 
     years: npt.NDArray[np.int32]
     attributes: dict[str, list[tuple[str, ...]]]
+
+    def fingerprint(self) -> str:
+        """sha256 of the years and attributes: part of the model cache key, since the re-ranker's
+        features and the item tower's inputs are computed from them."""
+        digest = hashlib.sha256(np.ascontiguousarray(self.years, dtype=np.int32).tobytes())
+        digest.update(json.dumps(sorted(self.attributes.items())).encode())
+        return digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +96,12 @@ def two_tower_model(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
     # the ranker's feature names too: a ranker cached before a feature was added cannot be served
     settings = {"trainer_version": TRAINER_VERSION, "two_tower": config.as_dict(),
                 "ranker": ranker_config.as_dict() if ranker_config else None,
-                "ranker_features": list(FEATURE_NAMES) if ranker_config else None}
+                "ranker_features": list(FEATURE_NAMES) if ranker_config else None,
+                "catalog": catalog.fingerprint() if catalog is not None else None}
     catalog_inputs = catalog_features(catalog.attributes, catalog.years) \
         if catalog is not None and config.catalog_features else None
+    if catalog_inputs is not None and not catalog_inputs.shape[1]:
+        catalog_inputs = None  # nothing to add: train exactly as without them
     key = training_key(seqs.fingerprint(), text_vectors, settings, catalog_inputs)
     cache = ModelCache(cache_dir) if cache_dir is not None else None
     cached = cache.get(key) if cache is not None else None

@@ -11,8 +11,9 @@ Score:       s(u, j) = u . p_j + b_j, i.e. the inner product of [u, 1] and [p_j,
 attribute values and release-year bins beside them as columns of their own when the build
 passes ``item_features`` (``train.item_features``). The id embeddings
 (``e``, ``f``, ``beta``) are dropped at random in training (``id_dropout``), and a second loss
-scores with the text parts alone (``content_loss``), so an item never seen in training still
-gets a good vector from its metadata: a new release is retrievable at once. Histories are cut
+scores with the id-free parts alone (``content_loss``: text and catalog inputs), so an item
+never seen in training still gets a good vector from its metadata: a new release is
+retrievable at once. Histories are cut
 to their last 1-5 items at random (``short_history``) so the model also serves users with
 almost no history. A user with no history at all scores b_j: a learned popularity prior.
 Training is next-item prediction with a softmax over all items (sampled negatives above
@@ -21,9 +22,10 @@ Training is next-item prediction with a softmax over all items (sampled negative
 Ensemble: ``members`` models (seeds seed, seed+1, ...) are trained and served as one, their
 query blocks side by side and item blocks scaled by 1/K (:func:`ensemble`): one search scores
 the mean of their scores. On the build's validation split of MovieLens 100K train data
-(NDCG@10 / with only the last 3 history items / Coverage@10): one 64-d model 0.2465 / 0.2148 /
-0.250, three 64-d members 0.2555 / 0.2245 / 0.250, three 128-d members (the default) 0.2612 /
-0.2248 / 0.284, for 3x the training time and an index of 3 x 128 + 1 dimensions.
+(NDCG@10 / with only the last 3 history items / Coverage@10; measured before the catalog
+inputs): one 64-d model 0.2465 / 0.2148 / 0.250, three 64-d members 0.2555 / 0.2245 / 0.250,
+three 128-d members (the default) 0.2612 / 0.2248 / 0.284, for 3x the training time and an
+index of 3 x 128 + 1 dimensions.
 
 The user tower is a weighted mean: serving runs it in numpy (``embed.user_tower``).
 """
@@ -98,8 +100,9 @@ class TwoTowerWeights:
     ``torch_user_vector(history)`` (item rows, oldest first -> u float32[d]) runs the training
     code's own pooling over the trained model, so tests can pin serving's numpy user tower to
     it; it is only set on freshly trained weights (None when loaded from the model cache), as is
-    ``text_index_vectors``: every item's text-only vector [A t_j, c . t_j], what an item never
-    seen in training gets before its text neighbours are blended in (for tests and diagnostics)."""
+    ``text_index_vectors``: every item's id-free vector [A t_j, c . t_j] (from its text and
+    catalog inputs), what an item never seen in training gets before its text neighbours are
+    blended in (for tests and diagnostics)."""
 
     index_vectors: npt.NDArray[np.float32]
     query_vectors: npt.NDArray[np.float32]
@@ -137,7 +140,7 @@ def train_two_tower(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
     appended to the text embedding; a free-text taste has none, so the exported
     ``text_projection`` is the text rows' part alone. With ``config.members`` K > 1, K models
     are trained with seeds seed, seed+1, ... and served as one (:func:`ensemble`). Items that
-    were never a next item in ``seqs`` get their text-only vector blended with their text
+    were never a next item in ``seqs`` get their id-free vector blended with their text
     neighbours' (``train.new_items``)."""
     inputs = text_vectors
     if item_features is not None and item_features.shape[1]:

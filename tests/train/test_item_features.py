@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from tastebud.errors import InvalidInputError
 from tastebud.index.filters import NO_YEAR
 from tastebud.train.item_features import attribute_values, catalog_features, year_bin_columns
 
@@ -42,6 +44,25 @@ def test_years_fall_into_decile_bins_and_unknown_years_into_their_own_column():
     assert bins[0] == 0 and bins[7] == 3  # the oldest and the newest at the two ends
 
 
-def test_a_catalog_with_nothing_to_say_gets_no_columns():
+def test_a_catalog_without_attributes_or_years_gets_no_columns_and_one_year_gets_one_bin():
     assert catalog_features({}, np.full(3, NO_YEAR, np.int32)).shape == (3, 0)
-    assert year_bin_columns(np.array([2000, 2000], np.int32), bins=10).shape == (2, 11)
+    assert catalog_features({}, np.zeros(0, np.int32)).shape == (0, 0)
+    same_year = year_bin_columns(np.array([2000, 2000], np.int32), bins=10)
+    assert same_year.shape == (2, 11) and np.array_equal(same_year[0], same_year[1])
+
+
+def test_each_attribute_weighs_the_same_whatever_its_number_of_values():
+    """Many tags do not drown one genre: each attribute's part of a row has unit norm."""
+    tags = tuple(f"tag{i}" for i in range(50))
+    attributes = {"genres": [("drama",), ("comedy",)], "tags": [tags, tags[:2]]}
+    features = catalog_features(attributes, np.full(2, NO_YEAR, np.int32), min_items=1)
+    columns = attribute_values(attributes, min_items=1, max_values=100)
+    genre = [c for c, (name, _) in enumerate(columns) if name == "genres"]
+    tag = [c for c, (name, _) in enumerate(columns) if name == "tags"]
+    np.testing.assert_allclose(np.linalg.norm(features[:, genre], axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(features[:, tag], axis=1), 1.0, rtol=1e-6)
+
+
+def test_attribute_values_for_another_number_of_items_are_refused():
+    with pytest.raises(InvalidInputError, match="attribute 'genres' has values for 2 items, the catalog 3"):
+        catalog_features({"genres": [("a",), ("b",)]}, np.full(3, 2000, np.int32))

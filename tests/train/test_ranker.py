@@ -11,9 +11,9 @@ from tastebud.server.features import FEATURE_NAMES, UserContext, candidate_featu
 from tastebud.train.ranker import PseudoNewItems, RankerConfig, _without, item_signals, pseudo_new_items, \
     split_in_halves, train_ranker
 from tastebud.train import retrieval as retrieval_module
+from tastebud.train.item_features import catalog_features
 from tastebud.train.retrieval import _tower
 from tastebud.train.sequences import without_items
-from tastebud.train.item_features import catalog_features
 from tastebud.train.two_tower import learned_items, train_two_tower
 from tastebud.train.validation import holdout_split
 

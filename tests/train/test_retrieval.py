@@ -315,19 +315,20 @@ def test_the_rankers_feature_names_are_part_of_the_key(genre_world, tiny_config,
 
 
 def test_the_catalogs_item_inputs_are_part_of_the_key(genre_world, tiny_config, training_keys):
-    """A model trained on other genres or years (item-tower inputs) is never reused, and nor is
-    one trained without them."""
+    """A model trained on other genres or years (item-tower inputs) is never reused, nor one
+    trained without them; without them, the years still count (the re-ranker's features use them)."""
     world = genre_world()
     years = np.arange(world.n_items, dtype=np.int32) % 9 + 1990
     genres = [(f"g{g}",) for g in world.genre]
     catalogs = [retrieval_module.CatalogSignals(years, {"genres": genres}),
                 retrieval_module.CatalogSignals(years, {"genres": genres[::-1]}),
                 retrieval_module.CatalogSignals(years[::-1].copy(), {"genres": genres})]
-    configs = [tiny_config] * 3 + [dataclasses.replace(tiny_config, catalog_features=False)]
-    for catalog, config in zip([*catalogs, catalogs[0]], configs):
+    without = dataclasses.replace(tiny_config, catalog_features=False)
+    configs = [tiny_config] * 3 + [without] * 2
+    for catalog, config in zip([*catalogs, catalogs[0], catalogs[2]], configs):
         with pytest.raises(TrainingCalled):
             retrieval_module.two_tower_model(world.text_vectors, world.seqs, config, None, catalog=catalog)
-    assert len(training_keys) == 4 and len(set(training_keys)) == 4
+    assert len(training_keys) == 5 and len(set(training_keys)) == 5
 
 
 def test_a_damaged_cache_entry_is_retrained_not_fatal(genre_world, tiny_config, tmp_path, monkeypatch, caplog):

@@ -10,8 +10,8 @@ import pytest
 from tastebud.embed.user_tower import UserTower
 from tastebud.errors import InvalidInputError
 from tastebud.train import retrieval as retrieval_module
-from tastebud.train.retrieval import RetrievalModel, fit_retrieval
 from tastebud.train.item_features import catalog_features
+from tastebud.train.retrieval import RetrievalModel, fit_retrieval
 from tastebud.train.sequences import Sequences
 from tastebud.train.two_tower import TwoTowerConfig, TwoTowerWeights, train_two_tower
 
