@@ -38,7 +38,7 @@ MIN_HISTORY_TO_VALIDATE = 5  # users with fewer events are never held out (the p
 TASTE_WEIGHT = 1.0
 SHORT_HISTORY = 3  # the validation's "new user" view: only this many most recent items are known
 # Part of every cache key: bump it when training code changes what a given input produces.
-TRAINER_VERSION = 9
+TRAINER_VERSION = 10
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,12 @@ User tower:  u = sum_k w_k q_(h_k) / sum_k w_k over the last L history items, wh
 Score:       s(u, j) = u . p_j + b_j, i.e. the inner product of [u, 1] and [p_j, b_j]: one
              ANN search over the index vectors [p_j, b_j] serves it.
 
-``t`` are the frozen sentence-transformer embeddings of the items' text, with the catalog's
-attribute values and release-year bins beside them as columns of their own when the build
-passes ``item_features`` (``train.item_features``). The id embeddings
+``t`` are the frozen sentence-transformer embeddings of the items' text; the item tower (A, c)
+also reads the catalog's attribute values and release-year bins, as columns of their own beside
+``t``, when the build passes ``item_features`` (``train.item_features``). The query side (B)
+reads the text alone, as a free-text taste does: given the catalog columns too, B learnt less
+genre from text, and genre tastes on the demo data fell from 0.89 to 0.81 of their top 10 in
+the genre (0.89 with text alone on that side). The id embeddings
 (``e``, ``f``, ``beta``) are dropped at random in training (``id_dropout``), and a second loss
 scores with the id-free parts alone (``content_loss``: text and catalog inputs), so an item
 never seen in training still gets a good vector from its metadata: a new release is
@@ -136,9 +139,8 @@ def train_two_tower(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
                     ) -> TwoTowerWeights:
     """Fit the model on ``seqs`` (item rows index ``text_vectors``); returns numpy weights.
 
-    ``item_features`` (float32[n, m], ``train.item_features``) are more item-tower inputs,
-    appended to the text embedding; a free-text taste has none, so the exported
-    ``text_projection`` is the text rows' part alone. With ``config.members`` K > 1, K models
+    ``item_features`` (float32[n, m], ``train.item_features``) are more item-tower inputs
+    (A, c), appended to the text embedding; the query side reads the text only. With ``config.members`` K > 1, K models
     are trained with seeds seed, seed+1, ... and served as one (:func:`ensemble`). Items that
     were never a next item in ``seqs`` get their id-free vector blended with their text
     neighbours' (``train.new_items``)."""
@@ -197,7 +199,7 @@ def ensemble(members: Sequence[TwoTowerWeights]) -> TwoTowerWeights:
 def _train_member(inputs: npt.NDArray[np.float32], seqs: Sequences, config: TwoTowerConfig,
                   progress: bool, label: str, text_dim: int) -> TwoTowerWeights:
     """One model of the ensemble, with ``config.seed``; ``inputs`` are the item-tower inputs,
-    their first ``text_dim`` columns the text embedding."""
+    their first ``text_dim`` columns the text embedding (all the query side reads)."""
     import torch
     from tqdm.auto import tqdm
 
@@ -211,6 +213,7 @@ def _train_member(inputs: npt.NDArray[np.float32], seqs: Sequences, config: TwoT
     hist_np, target_np = _examples(seqs, L)
     hist_all, target_all = torch.from_numpy(hist_np), torch.from_numpy(target_np)
     item_inputs = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
+    item_text = item_inputs[:, :text_dim]
     # Items no one interacted with have nothing to learn an id embedding from (only noise, as
     # negatives): their id parts stay off, in training and in the exported vectors.
     has_events = torch.from_numpy(np.bincount(seqs.items, minlength=n) > 0).float()[:, None]
@@ -219,7 +222,8 @@ def _train_member(inputs: npt.NDArray[np.float32], seqs: Sequences, config: TwoT
         def __init__(self) -> None:
             super().__init__()
             self.A = torch.nn.Linear(input_dim, d, bias=False)
-            self.B = torch.nn.Linear(input_dim, d, bias=False)
+            # The query side reads the text alone, as a free-text taste (text only) is projected by B
+            self.B = torch.nn.Linear(text_dim, d, bias=False)
             self.c = torch.nn.Linear(input_dim, 1)
             self.e = torch.nn.Embedding(n, d)
             self.f = torch.nn.Embedding(n, d)
@@ -232,7 +236,7 @@ def _train_member(inputs: npt.NDArray[np.float32], seqs: Sequences, config: TwoT
         def towers(self, keep: "torch.Tensor"):
             p = self.A(item_inputs) + keep * self.e.weight
             b = self.c(item_inputs).squeeze(1) + keep.squeeze(1) * self.beta.weight[:, 0]
-            q = self.B(item_inputs) + keep * self.f.weight
+            q = self.B(item_text) + keep * self.f.weight
             return p, b, q
 
         def weights(self) -> "torch.Tensor":
@@ -291,7 +295,7 @@ def _train_member(inputs: npt.NDArray[np.float32], seqs: Sequences, config: TwoT
         q = model.towers(in_history)[2]
         p0, b0, _ = model.towers(torch.zeros(n, 1))
         weights = model.weights().numpy().astype(np.float32)
-        projection = model.B.weight.T[:text_dim].numpy().astype(np.float32)  # a taste is text alone
+        projection = model.B.weight.T.numpy().astype(np.float32)
     index_vectors = np.concatenate([p.numpy(), b.numpy()[:, None]], axis=1).astype(np.float32)
     text_index_vectors = np.concatenate([p0.numpy(), b0.numpy()[:, None]], axis=1).astype(np.float32)
     seconds = time.perf_counter() - started
