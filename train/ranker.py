@@ -51,6 +51,9 @@ class RankerConfig:
     # so each list is drawn from a tenth of the items.
     cold_fraction: float = 0.2
     seed: int = 0
+    # Publish it even when it does not beat retrieval order on validation (tests of the serving
+    # path with a ranker use this: on small data the decision can go either way).
+    always_publish: bool = False
 
     def __post_init__(self) -> None:
         if not 10 <= self.candidates <= 5000:
@@ -247,7 +250,8 @@ def train_ranker(holdout: Holdout, tower: UserTower, index_vectors: npt.NDArray[
                "coverage@10": {name: len(items) / holdout.prefix.n_items for name, items in shown.items()},
                "validation_users": int(is_validation.sum()), "training_users": int((~is_validation).sum()),
                "trees": int(ranker.best_iteration_ or 0), "config": config.as_dict()}
-    metrics["used"] = metrics["ranker_ndcg@10"] > metrics["retrieval_ndcg@10"]
+    metrics["beats_retrieval"] = metrics["ranker_ndcg@10"] > metrics["retrieval_ndcg@10"]
+    metrics["used"] = metrics["beats_retrieval"] or config.always_publish
     # Lists of new items only (a new-releases shelf) get the ranker when it won on the pseudo-cold groups.
     metrics["new_items"] = bool(per["cold"]["ranker"]) and mean["cold"]["ranker"] > mean["cold"]["retrieval"]
     log.info("ranker validation NDCG@10 %.4f vs retrieval order %.4f (%s); new items NDCG@10 %.4f vs %.4f (%s)",

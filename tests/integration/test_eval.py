@@ -14,6 +14,7 @@ from tastebud.evaluate.protocol import split_cold, split_main
 from tastebud.evaluate.runner import EvalOptions, run_eval
 from tastebud.index.build import BuildOptions
 from tastebud.server.config import ServerConfig
+from tastebud.train.ranker import RankerConfig
 
 from conftest import SHIPPED_TWO_TOWER  # noqa: E402
 from live_server import ServerThread
@@ -33,8 +34,11 @@ def reference_scorer():
 @pytest.fixture(scope="module")
 def report(demo_dataset, encoder, tmp_path_factory):
     work = tmp_path_factory.mktemp("eval")
-    options = EvalOptions(work_dir=work, build=BuildOptions(n_shards=2, progress=False, two_tower=SHIPPED_TWO_TOWER),
-                          baselines=True, ann_sample=50)
+    # The ranker is published whatever its validation says (on 150 test users that can go either
+    # way), so the serving path with a ranker is always the one tested here.
+    build = BuildOptions(n_shards=2, progress=False, two_tower=SHIPPED_TWO_TOWER,
+                         ranker=RankerConfig(always_publish=True))
+    options = EvalOptions(work_dir=work, build=build, baselines=True, ann_sample=50)
     return run_eval(demo_dataset, encoder, options), work
 
 

@@ -161,3 +161,15 @@ def test_training_and_validation_users_rank_disjoint_pseudo_new_items(setting, m
     first, second = distinct.values()
     assert not (first & second).any()
     assert np.array_equal(first | second, setting[5].items)
+
+
+def test_a_ranker_that_loses_on_validation_is_not_published_unless_asked(setting, monkeypatch):
+    """The publish rule: beat retrieval order on the validation users, or ``always_publish``."""
+    import lightgbm
+
+    # A ranker that reverses retrieval order (scores the worst-ranked candidate highest) loses.
+    monkeypatch.setattr(lightgbm.Booster, "predict", lambda self, x, **kw: x[:, FEATURE_NAMES.index("retrieval_rank")])
+    model, metrics = train(setting)
+    assert model is None and not metrics["beats_retrieval"] and not metrics["used"]
+    model, metrics = train(setting, dataclasses.replace(CONFIG, always_publish=True))
+    assert model is not None and not metrics["beats_retrieval"] and metrics["used"]
