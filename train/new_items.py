@@ -1,9 +1,9 @@
 """Vectors for items the model has not learned, from the learned vectors of their text neighbours.
 
 The two-tower model gives an item that was never some user's next item (a new release, or one
-only ever seen first in a history) its id-free vector [A t_j, c . t_j]: a
-linear map of the sentence embedding (and of the catalog inputs beside it). Titles close in text space (a sequel, the same director's
-style, the same era and genres) are often watched by the same people, which a linear map of
+only ever seen first in a history) its id-free vector [A t_j, c . t_j]: a linear map of the
+sentence embedding (and of the catalog inputs beside it). Titles close in text space (a sequel,
+the same director's style, the same era and genres) are often watched by the same people, which a linear map of
 the embedding only partly carries. So a new item's searched vector blends its own text vector
 with the similarity-weighted mean of the learned vectors of its ``neighbours`` nearest items
 (cosine of the text embeddings) among the items that have them:

@@ -43,7 +43,8 @@ TRAINER_VERSION = 10
 
 @dataclass(frozen=True, slots=True)
 class CatalogSignals:
-    """The catalog facts the re-ranker's features and the item tower use: years and filterable attributes."""
+    """The catalog facts the re-ranker's features and the item tower use: years and filterable
+    attributes."""
 
     years: npt.NDArray[np.int32]
     attributes: dict[str, list[tuple[str, ...]]]

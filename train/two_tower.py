@@ -16,9 +16,8 @@ the genre (0.89 with text alone on that side). The id embeddings
 (``e``, ``f``, ``beta``) are dropped at random in training (``id_dropout``), and a second loss
 scores with the id-free parts alone (``content_loss``: text and catalog inputs), so an item
 never seen in training still gets a good vector from its metadata: a new release is
-retrievable at once. Histories are cut
-to their last 1-5 items at random (``short_history``) so the model also serves users with
-almost no history. A user with no history at all scores b_j: a learned popularity prior.
+retrievable at once. Histories are cut to their last 1-5 items at random (``short_history``)
+so the model also serves users with almost no history. A user with no history at all scores b_j: a learned popularity prior.
 Training is next-item prediction with a softmax over all items (sampled negatives above
 ``full_softmax_max`` items), the user's own history masked out. CPU, seeded, deterministic.
 
@@ -140,8 +139,9 @@ def train_two_tower(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
     """Fit the model on ``seqs`` (item rows index ``text_vectors``); returns numpy weights.
 
     ``item_features`` (float32[n, m], ``train.item_features``) are more item-tower inputs
-    (A, c), appended to the text embedding; the query side reads the text only. With ``config.members`` K > 1, K models
-    are trained with seeds seed, seed+1, ... and served as one (:func:`ensemble`). Items that
+    (A, c), appended to the text embedding; the query side reads the text only. With
+    ``config.members`` K > 1, K models are trained with seeds seed, seed+1, ... and served as
+    one (:func:`ensemble`). Items that
     were never a next item in ``seqs`` get their id-free vector blended with their text
     neighbours' (``train.new_items``)."""
     inputs = text_vectors
