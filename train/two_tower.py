@@ -18,8 +18,9 @@ scores with the id-free parts alone (``content_loss``: text and catalog inputs),
 never seen in training still gets a good vector from its metadata: a new release is
 retrievable at once. Histories are cut to their last 1-5 items at random (``short_history``)
 so the model also serves users with almost no history. A user with no history at all scores
-b_j: a learned popularity prior. Training is next-item prediction with a softmax over all items (sampled negatives above
-``full_softmax_max`` items), the user's own history masked out. CPU, seeded, deterministic.
+b_j: a learned popularity prior. Training is next-item prediction with a softmax over all
+items (sampled negatives above ``full_softmax_max`` items), the user's own history masked out.
+CPU, seeded, deterministic.
 
 Ensemble: ``members`` models (seeds seed, seed+1, ...) are trained and served as one, their
 query blocks side by side and item blocks scaled by 1/K (:func:`ensemble`): one search scores
