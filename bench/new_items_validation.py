@@ -31,15 +31,16 @@ import numpy.typing as npt
 
 from tastebud.embed.cache import EmbeddingCache
 from tastebud.embed.encoder import SentenceTransformerEncoder
-from tastebud.embed.user_tower import UserTower
 from tastebud.evaluate.metrics import list_metrics
 from tastebud.evaluate.protocol import split_main
 from tastebud.index.items import years_array
 from tastebud.ingest.movielens import load_movielens
 from tastebud.train.item_features import catalog_features
+from tastebud.train.ranker import RankerConfig, pseudo_new_items
+from tastebud.train.retrieval import history_scorer
 from tastebud.train.sequences import Sequences, build_sequences, without_items
 from tastebud.train.two_tower import TwoTowerConfig, TwoTowerWeights, train_two_tower
-from tastebud.train.validation import Holdout, holdout_split
+from tastebud.train.validation import Holdout, holdout_split, ranking_metrics
 
 K = 10
 
@@ -56,36 +57,19 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
     return name, values
 
 
-def pseudo_new_draws(prefix: Sequences, draws: int, fraction: float = 0.1) -> list[npt.NDArray[np.bool_]]:
-    present = np.flatnonzero(np.bincount(prefix.items, minlength=prefix.n_items) > 0)
-    out = []
-    for seed in range(draws):
-        chosen = np.random.default_rng(100 + seed).permutation(present)[: int(round(fraction * len(present)))]
-        mask = np.zeros(prefix.n_items, dtype=bool)
-        mask[chosen] = True
-        out.append(mask)
-    return out
-
-
-def scorer(weights: TwoTowerWeights):
-    tower = UserTower(weights.recency_weights, weights.text_projection, normalize=False, taste_weight=1.0)
-
-    def score(history: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
-        recent = history[-tower.history_length:]
-        user = tower.user_vector(weights.query_vectors[recent]) if len(recent) else \
-            np.zeros(weights.query_vectors.shape[1], np.float32)
-        return weights.index_vectors @ tower.query(user)
-    return score
+def pseudo_new_draws(prefix: Sequences, draws: int) -> list[npt.NDArray[np.bool_]]:
+    """10% of the items with interactions, seeds 100, 101, ... (the re-ranker's own draw rule)."""
+    return [pseudo_new_items(prefix, RankerConfig(cold_fraction=0.1, seed=100 + k)) for k in range(draws)]
 
 
 def new_item_metrics(weights: TwoTowerWeights, holdout: Holdout, new: npt.NDArray[np.bool_],
                      prefix: Sequences) -> tuple[float, float, int]:
-    score, rows = scorer(weights), np.flatnonzero(new)
+    score, rows = history_scorer(weights), np.flatnonzero(new)
     recall, ndcg = [], []
     for user, targets in holdout.targets.items():
         relevant = set(targets[new[targets]].tolist())
         if relevant:
-            ranked = rows[np.argsort(-score(prefix.of(user))[rows], kind="stable")[:K]]
+            ranked = rows[np.argsort(-score(user, prefix.of(user))[rows], kind="stable")[:K]]
             r, n = list_metrics(ranked.tolist(), relevant, K)
             recall.append(r)
             ndcg.append(n)
@@ -93,13 +77,9 @@ def new_item_metrics(weights: TwoTowerWeights, holdout: Holdout, new: npt.NDArra
 
 
 def warm_metrics(weights: TwoTowerWeights, holdout: Holdout, last: int | None) -> float:
-    score, ndcg = scorer(weights), []
-    for user, targets in holdout.targets.items():
-        history = holdout.prefix.of(user)
-        scores = score(history if last is None else history[-last:]).astype(np.float64)
-        scores[history] = -np.inf
-        ndcg.append(list_metrics(np.argsort(-scores, kind="stable")[:K].tolist(), set(targets.tolist()), K)[1])
-    return float(np.mean(ndcg))
+    """Validation NDCG@10 as the build computes it, with the whole prefix or its ``last`` items."""
+    score = history_scorer(weights)
+    return ranking_metrics(score if last is None else lambda u, h: score(u, h[-last:]), holdout)["ndcg@10"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -79,7 +79,8 @@ def _tower(weights: TwoTowerWeights) -> UserTower:
     return UserTower(weights.recency_weights, weights.text_projection, normalize=False, taste_weight=TASTE_WEIGHT)
 
 
-def _score_with(weights: TwoTowerWeights):
+def history_scorer(weights: TwoTowerWeights):
+    """score(user, history) -> every item's score, as serving's user tower gives it."""
     tower = _tower(weights)
 
     def score(_: int, history: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
@@ -120,7 +121,7 @@ def two_tower_model(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
                 "use --retrieval content (or auto), or give it more interactions")
         log.info("two-tower: validating on the last 20%% of %d users' histories", len(holdout.targets))
         trial = train_two_tower(text_vectors, holdout.prefix, config, progress, item_features=catalog_inputs)
-        score = _score_with(trial)
+        score = history_scorer(trial)
         model_metrics = ranking_metrics(score, holdout)
         popular = popularity_scores(holdout.prefix)
         popularity_metrics = ranking_metrics(lambda _u, _h: popular, holdout)

@@ -7,7 +7,6 @@ import dataclasses
 import numpy as np
 import pytest
 
-from tastebud.embed.user_tower import UserTower
 from tastebud.errors import InvalidInputError
 from tastebud.train import retrieval as retrieval_module
 from tastebud.train.item_features import catalog_features
@@ -164,7 +163,7 @@ def test_cold_items_rank_for_users_of_their_genre(world, fitted):
 
 def _cold_genre_precision(world, weights: TwoTowerWeights) -> float:
     """Among cold items only, the share of each user's top picks that are of the user's genre."""
-    tower = UserTower(weights.recency_weights, weights.text_projection, normalize=False, taste_weight=1.0)
+    tower = _tower(weights)
     precision = []
     for u in range(len(world.seqs)):
         history, genre = world.seqs.of(u), world.user_genre[u]
