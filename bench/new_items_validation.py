@@ -57,9 +57,10 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
     return name, values
 
 
-def pseudo_new_draws(prefix: Sequences, draws: int) -> list[npt.NDArray[np.bool_]]:
-    """10% of the items with interactions, seeds 100, 101, ... (the re-ranker's own draw rule)."""
-    return [pseudo_new_items(prefix, RankerConfig(cold_fraction=0.1, seed=100 + k)) for k in range(draws)]
+def pseudo_new_draws(prefix: Sequences, draws: int, first: int = 0) -> list[npt.NDArray[np.bool_]]:
+    """10% of the items with interactions, seeds 100 + first, 101 + first, ... (the re-ranker's
+    own draw rule)."""
+    return [pseudo_new_items(prefix, RankerConfig(cold_fraction=0.1, seed=100 + first + k)) for k in range(draws)]
 
 
 def new_item_metrics(weights: TwoTowerWeights, holdout: Holdout, new: npt.NDArray[np.bool_],
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="a MovieLens folder")
     parser.add_argument("--variant", action="append", required=True, help="name:field=value,...")
     parser.add_argument("--draws", type=int, default=8)
+    parser.add_argument("--first-draw", type=int, default=0, help="skip this many draws (seeds 100 + it, ...)")
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--members", type=int, default=1)
     parser.add_argument("--cache", type=Path, default=Path(".bench/embeddings"))
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     text, _ = EmbeddingCache(args.cache, encoder.fingerprint).embed(catalog.texts, encoder)
     inputs = catalog_features(dict(catalog.attributes), years_array(catalog.years))
     holdout = holdout_split(build_sequences(train.interactions, catalog.item_ids))
-    draws = pseudo_new_draws(holdout.prefix, args.draws)
+    draws = pseudo_new_draws(holdout.prefix, args.draws, args.first_draw)
 
     results: dict[str, Any] = {}
     for name, values in variants:
@@ -128,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"dim": args.dim, "members": args.members, "draws": args.draws,
+                                         "first_draw": args.first_draw,
                                          "variants": results}, indent=1))
     return 0
 

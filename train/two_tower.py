@@ -50,6 +50,9 @@ from tastebud.train.sequences import Sequences
 log = logging.getLogger(__name__)
 
 
+NEIGHBOUR_SPACES = ("inputs", "text")
+
+
 @dataclass(frozen=True, slots=True)
 class TwoTowerConfig:
     """Hyper-parameters; the defaults were chosen on a validation split of MovieLens 100K train data."""
@@ -63,9 +66,12 @@ class TwoTowerConfig:
     content_loss: float = 0.5
     members: int = 3
     short_history: float = 0.3
-    # Items without interactions: blend with this many text neighbours' learned vectors (0: off)
+    # Items without interactions: blend with this many neighbours' learned vectors (0: off)
     new_item_neighbours: int = 20
     new_item_blend: float = 0.5
+    # Where new items find those neighbours: "inputs" (the item tower's inputs: text and catalog
+    # columns) or "text" (the sentence embedding alone)
+    new_item_neighbour_space: str = "inputs"
     # Catalog attribute values and year bins as item-tower inputs beside the text (train.item_features)
     catalog_features: bool = True
     full_softmax_max: int = 50_000
@@ -86,6 +92,9 @@ class TwoTowerConfig:
                 raise InvalidInputError(f"two-tower {name} must be within [0, 1), got {getattr(self, name)}")
         if not 0.0 <= self.new_item_blend <= 1.0:
             raise InvalidInputError(f"two-tower new_item_blend must be within [0, 1], got {self.new_item_blend}")
+        if self.new_item_neighbour_space not in NEIGHBOUR_SPACES:
+            raise InvalidInputError(f"two-tower new_item_neighbour_space must be one of {', '.join(NEIGHBOUR_SPACES)}, "
+                                    f"got {self.new_item_neighbour_space!r}")
         if self.learning_rate <= 0 or self.content_loss < 0:
             raise InvalidInputError("two-tower learning_rate must be > 0 and content_loss >= 0")
 
@@ -104,7 +113,7 @@ class TwoTowerWeights:
     code's own pooling over the trained model, so tests can pin serving's numpy user tower to
     it; it is only set on freshly trained weights (None when loaded from the model cache), as is
     ``text_index_vectors``: every item's id-free vector [A t_j, c . t_j] (from its text and
-    catalog inputs), what an item never seen in training gets before its text neighbours are
+    catalog inputs), what an item never seen in training gets before its neighbours are
     blended in (for tests and diagnostics)."""
 
     index_vectors: npt.NDArray[np.float32]
@@ -142,9 +151,9 @@ def train_two_tower(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
     ``item_features`` (float32[n, m], ``train.item_features``) are more item-tower inputs
     (A, c), appended to the text embedding; the query side reads the text only. With
     ``config.members`` K > 1, K models are trained with seeds seed, seed+1, ... and served as
-    one (:func:`ensemble`). Items that
-    were never a next item in ``seqs`` get their id-free vector blended with their text
-    neighbours' (``train.new_items``)."""
+    one (:func:`ensemble`). Items that were never a next item in ``seqs`` get their id-free
+    vector blended with their nearest items' (by these inputs, or by text with
+    ``new_item_neighbour_space="text"``; ``train.new_items``)."""
     inputs = text_vectors
     if item_features is not None and item_features.shape[1]:
         if len(item_features) != len(text_vectors):
@@ -158,14 +167,15 @@ def train_two_tower(text_vectors: npt.NDArray[np.float32], seqs: Sequences, conf
                                           f"two-tower {k + 1}/{config.members}", text_dim)
                             for k in range(config.members)])
     learned = learned_items(seqs)
+    space = inputs if config.new_item_neighbour_space == "inputs" else text_vectors
     return replace(weights, index_vectors=neighbour_blended_vectors(
-        text_vectors, weights.index_vectors, ~learned, learned, config.new_item_neighbours, config.new_item_blend))
+        space, weights.index_vectors, ~learned, learned, config.new_item_neighbours, config.new_item_blend))
 
 
 def learned_items(seqs: Sequences) -> npt.NDArray[np.bool_]:
     """Items that are some user's next item (not only a first one): those whose id embeddings
-    training fits. Every other item gets its vector from its text (:func:`_train_member`),
-    blended with its text neighbours' by :func:`train_two_tower`."""
+    training fits. Every other item gets its vector from its text and catalog inputs
+    (:func:`_train_member`), blended with its neighbours' by :func:`train_two_tower`."""
     not_first = np.ones(len(seqs.items), dtype=bool)
     not_first[seqs.offsets[:-1][np.diff(seqs.offsets) > 0]] = False
     learned = np.zeros(seqs.n_items, dtype=bool)

@@ -1,14 +1,17 @@
-"""New items' vectors: their own text vector blended with their text neighbours' learned ones."""
+"""New items' vectors: their own id-free vector blended with their neighbours' learned ones."""
 
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
+import pytest
 
+from tastebud.errors import InvalidInputError
+from tastebud.train.item_features import catalog_features
 from tastebud.train.new_items import neighbour_blended_vectors
 from tastebud.train.sequences import Sequences
-from tastebud.train.two_tower import learned_items, train_two_tower
+from tastebud.train.two_tower import TwoTowerConfig, learned_items, train_two_tower
 
 
 def _case():
@@ -94,3 +97,52 @@ def test_training_blends_exactly_the_items_it_has_not_learned(genre_world, tiny_
                                          tiny_config.new_item_neighbours, tiny_config.new_item_blend)
     np.testing.assert_allclose(blended.index_vectors, expected, rtol=1e-6, atol=1e-7)
     assert not np.allclose(blended.index_vectors[world.cold], plain.index_vectors[world.cold])
+
+
+def _noise_text_with_genre_columns(world):
+    """Text vectors that say nothing (random unit vectors) and one catalog column per genre."""
+    noise = np.random.default_rng(7).standard_normal(world.text_vectors.shape).astype(np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    attributes = {"genres": [(f"g{g}",) for g in world.genre]}
+    return noise, catalog_features(attributes, np.full(world.n_items, 2000, np.int32), min_items=1)
+
+
+def test_neighbours_are_found_by_the_item_towers_inputs_or_by_text_alone(genre_world, tiny_config):
+    """By default a new item's neighbours are its nearest items by text *and* catalog columns;
+    ``new_item_neighbour_space="text"`` uses the text alone. Training wires each to
+    ``neighbour_blended_vectors`` with that space."""
+    world = genre_world(seed=0)
+    noise, features = _noise_text_with_genre_columns(world)
+    learned = learned_items(world.seqs)
+    plain = train_two_tower(noise, world.seqs, dataclasses.replace(tiny_config, new_item_blend=0.0),
+                            item_features=features)
+    for space, rows in (("inputs", np.concatenate([noise, features], axis=1)), ("text", noise)):
+        config = dataclasses.replace(tiny_config, new_item_neighbour_space=space)
+        blended = train_two_tower(noise, world.seqs, config, item_features=features)
+        expected = neighbour_blended_vectors(rows, plain.index_vectors, ~learned, learned,
+                                             config.new_item_neighbours, config.new_item_blend)
+        np.testing.assert_allclose(blended.index_vectors, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_with_catalog_columns_a_new_item_borrows_from_its_own_genre_even_when_its_text_says_nothing(
+        genre_world, tiny_config):
+    """Blend 1 (the new items' vectors are their neighbours' mean alone): by the item tower's
+    inputs each cold item is nearest the learned mean of its own genre; by noise text it is not."""
+    world = genre_world(seed=0)
+    noise, features = _noise_text_with_genre_columns(world)
+    learned = learned_items(world.seqs)
+
+    def own_genre_share(space: str) -> float:
+        config = dataclasses.replace(tiny_config, new_item_blend=1.0, new_item_neighbour_space=space)
+        vectors = train_two_tower(noise, world.seqs, config, item_features=features).index_vectors[:, :-1]
+        means = np.stack([vectors[learned & (world.genre == g)].mean(axis=0) for g in range(world.genre.max() + 1)])
+        nearest = np.argmax(vectors[world.cold] @ means.T / np.linalg.norm(means, axis=1), axis=1)
+        return float(np.mean(nearest == world.genre[world.cold]))
+
+    assert own_genre_share("inputs") == 1.0
+    assert own_genre_share("text") <= 0.6
+
+
+def test_an_unknown_neighbour_space_is_refused():
+    with pytest.raises(InvalidInputError, match="new_item_neighbour_space must be one of inputs, text, got 'ids'"):
+        TwoTowerConfig(new_item_neighbour_space="ids")
