@@ -12,8 +12,9 @@ on the whole prefix. Settings are compared side by side, on the same draws, in o
     python bench/new_items_validation.py --data ../shared/data/ml-100k --draws 8 \\
         --variant base:catalog_features=false --variant catalog:catalog_features=true
 
-Each variant is ``name:field=value,...`` over ``TwoTowerConfig`` (defaults: one 64-d model,
-the fast setting the README's comparisons use; ``--members``, ``--dim`` change them).
+Each variant is ``name:field=value,...`` over ``TwoTowerConfig``: values are JSON, or bare
+words for text fields (``new_item_neighbour_space=text``). Defaults: one 64-d model, the fast
+setting the README's comparisons use; ``--members`` and ``--dim`` change them.
 """
 
 from __future__ import annotations
@@ -53,8 +54,15 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
         key, _, raw = assignment.partition("=")
         if key not in fields:
             raise SystemExit(f"--variant {text!r}: TwoTowerConfig has no field {key!r}")
-        values[key] = raw.lower() == "true" if raw.lower() in ("true", "false") else json.loads(raw)
+        values[key] = raw.lower() == "true" if raw.lower() in ("true", "false") else _number_or_text(raw)
     return name, values
+
+
+def _number_or_text(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw  # a bare word: new_item_neighbour_space=text
 
 
 def pseudo_new_draws(prefix: Sequences, draws: int, first: int = 0) -> list[npt.NDArray[np.bool_]]:
