@@ -262,9 +262,15 @@ class Recommender:
 
     async def _learned_scores(self, retrieved: Retrieved, history: History, vector: npt.NDArray[np.float32],
                               deadline: Deadline) -> tuple[npt.NDArray[np.float32] | None, str | None]:
-        """The learned ranker's scores of the candidates, or None (no ranker, or no time left)."""
+        """The learned ranker's scores of the candidates, or None (no ranker, no history, or no
+        time left).
+
+        A request with no history at all (a free-text taste alone, or nothing: the popularity
+        prior) keeps its retrieval order. The ranker never trained on such a list (its users all
+        have a history, ``train.ranker``), and its history features are all zero there; on the
+        demo data its effect on taste-only requests changed sign from one build to the next."""
         ranker = self._index.ranker
-        if ranker is None or len(retrieved.candidates) == 0:
+        if ranker is None or len(retrieved.candidates) == 0 or len(history) == 0:
             return None, None
         remaining = deadline.remaining()
         if remaining is not None and remaining < self._config.ranker_reserve_seconds:

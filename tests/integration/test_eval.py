@@ -147,15 +147,53 @@ def test_the_learned_ranker_respects_k_filters_seen_and_falls_back_on_short_dead
             assert rushed.degraded and any("learned re-ranking skipped" in n for n in rushed.notes)
             assert len(rushed.items) == 10 and not seen & {i.item_id for i in rushed.items}
             # Retrieval order: the raw [u, 1] . [p_j, b_j] scores, best first.
-            vector, _, _ = asyncio.run(core.user_query(RecommendQuery(user_id=user, k=10)))
-            rows = np.array([core.items.row_of(i.item_id) for i in rushed.items])
-            by_shard = {s.shard: s for s in core.index.shards}
-            raw = [float(by_shard[int(core.items.shard[r])].vectors_sync(np.array([r]), "item")[0] @ vector)
-                   for r in rows.tolist()]
+            raw = retrieval_scores(core, RecommendQuery(user_id=user, k=10), rushed)
             np.testing.assert_allclose([i.score for i in rushed.items], raw, atol=1e-4)
             assert raw == sorted(raw, reverse=True)
             changed += [i.item_id for i in ranked.items] != [i.item_id for i in rushed.items]
         assert changed >= 1  # the ranker does re-order somebody's list
+
+
+def retrieval_scores(core, query, result) -> list[float]:
+    """The raw [u, 1] . [p_j, b_j] retrieval score of each item of ``result`` for ``query``."""
+    import asyncio
+
+    import numpy as np
+
+    vector, _, _ = asyncio.run(core.user_query(query))
+    by_shard = {s.shard: s for s in core.index.shards}
+    rows = [core.items.row_of(i.item_id) for i in result.items]
+    return [float(by_shard[int(core.items.shard[r])].vectors_sync(np.array([r]), "item")[0] @ vector) for r in rows]
+
+
+def test_requests_without_a_history_keep_retrieval_order_under_a_learned_ranker(report, encoder):
+    """A taste alone, or nothing at all: the ranker never trained on a list without a history,
+    so the server does not apply it there (and says nothing: it is not a degraded answer)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from tastebud.server.app import open_recommender
+    from tastebud.server.domain import RecommendQuery
+
+    _, work = report
+    with ThreadPoolExecutor(2) as executor:
+        core = open_recommender(work / "main", encoder, executor, None)
+        assert core.index.ranker is not None, core.index.manifest.retrieval["validation"].get("ranker")
+        queries = [RecommendQuery(user_id="", k=10, taste="I love jazz"),
+                   RecommendQuery(user_id="somebody-new", k=10, taste="dark thrillers"),
+                   RecommendQuery(user_id="somebody-new", k=10)]
+        for query in queries:
+            result = asyncio.run(core.recommend(query))
+            raw = retrieval_scores(core, query, result)
+            assert len(result.items) == 10 and not result.degraded
+            np.testing.assert_allclose([i.score for i in result.items], raw, atol=1e-4)
+            assert raw == sorted(raw, reverse=True)
+        # A user with a history still gets the ranker's scores, not the raw ones.
+        query = RecommendQuery(user_id="4", k=10)
+        result = asyncio.run(core.recommend(query))
+        assert not np.allclose([i.score for i in result.items], retrieval_scores(core, query, result), atol=1e-4)
 
 
 def test_lists_of_new_items_only_get_the_ranker_only_when_it_won_on_pseudo_new_items(report, encoder):
@@ -178,7 +216,6 @@ def test_lists_of_new_items_only_get_the_ranker_only_when_it_won_on_pseudo_new_i
         assert core.index.manifest.retrieval["validation"]["ranker"]["by_history"]["cold"]["groups"] > 0
         new = [core.items.item_ids[r] for r in np.flatnonzero(core.items.popularity == 0).tolist()]
         assert len(new) >= 20
-        by_shard = {s.shard: s for s in core.index.shards}
         for flag in (True, False):
             ranker.for_new_items = flag
             reordered = 0
@@ -186,8 +223,6 @@ def test_lists_of_new_items_only_get_the_ranker_only_when_it_won_on_pseudo_new_i
                 query = RecommendQuery(user_id=user, k=10, restrict_to=tuple(new))
                 result = asyncio.run(core.recommend(query))
                 assert len(result.items) == 10 and {i.item_id for i in result.items} <= set(new)
-                vector, _, _ = asyncio.run(core.user_query(query))
-                raw = [float(by_shard[int(core.items.shard[r])].vectors_sync(np.array([r]), "item")[0] @ vector)
-                       for r in [core.items.row_of(i.item_id) for i in result.items]]
+                raw = retrieval_scores(core, query, result)
                 reordered += not np.allclose([i.score for i in result.items], raw, atol=1e-4)
             assert (reordered > 0) == flag
