@@ -1,17 +1,15 @@
 """Fixtures for the evaluation tests: the reference ``score.py``, MovieLens 100K, tiny data sets.
 
-``reference`` imports shared/eval/score.py (``$TASTEBUD_SHARED/eval/score.py``, else the
-``shared`` folder beside the repository) and skips the test when it is absent; ``ml100k``
-loads ``../shared/data/ml-100k`` (or ``$TASTEBUD_ML100K``) once per session and skips when
-absent. ``make_dataset`` builds a ``Dataset`` from (user, item, timestamp) rows.
+``reference`` imports the shared eval/score.py and skips the test when it is absent;
+``ml100k`` loads MovieLens 100K once per session and skips when absent (where both are
+looked for: ``tests/shared_data.py``). ``make_dataset`` builds a ``Dataset`` from (user,
+item, timestamp) rows.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -20,9 +18,7 @@ import pytest
 from tastebud.ingest import load_movielens
 from tastebud.ingest.model import Catalog, Dataset, LoadReport, sorted_interaction_log
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("TASTEBUD_SHARED") or REPO.parent / "shared")
-ML100K = Path(os.environ.get("TASTEBUD_ML100K") or SHARED / "data" / "ml-100k")
+from shared_data import ML100K, SHARED  # noqa: E402
 
 Row = tuple[str, str, float]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,21 +11,13 @@ from tastebud.errors import InvalidInputError
 from tastebud.ingest import load_movielens
 from tastebud.ingest.movielens import ML100K_GENRES, split_title
 
-
-def _ml100k() -> Path:
-    """<repo>/../shared/data/ml-100k, or $TASTEBUD_ML100K."""
-    env = os.environ.get("TASTEBUD_ML100K")
-    return (
-        Path(env)
-        if env
-        else Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ml-100k"
-    )
+from shared_data import ML100K
 
 
 @pytest.mark.movielens
-@pytest.mark.skipif(not (_ml100k() / "u.data").is_file(), reason="MovieLens 100K folder absent")
+@pytest.mark.skipif(not (ML100K / "u.data").is_file(), reason="MovieLens 100K folder absent")
 def test_real_100k() -> None:
-    dataset = load_movielens(_ml100k())
+    dataset = load_movielens(ML100K)
     catalog, log = dataset.catalog, dataset.interactions
     assert (len(log), len(set(log.user_ids.tolist())), len(catalog)) == (100_000, 943, 1682)
     assert dataset.report.summary() == "1682 items, 100000 interactions"

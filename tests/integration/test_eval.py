@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import os
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +16,8 @@ from tastebud.train.ranker import RankerConfig
 
 from conftest import SHIPPED_TWO_TOWER  # noqa: E402
 from live_server import ServerThread
+from shared_data import SCORER
 
-SCORER = Path(os.environ.get("TASTEBUD_SHARED", Path(__file__).resolve().parents[3] / "shared")) / "eval" / "score.py"
 
 
 def reference_scorer():

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,8 +20,8 @@ from tastebud.v1 import recommender_pb2 as pb
 from tastebud.v1 import recommender_pb2_grpc as pb_grpc
 
 from live_server import ServerThread
+from shared_data import ML100K
 
-ML100K = Path(os.environ.get("TASTEBUD_ML100K", Path(__file__).resolve().parents[3] / "shared" / "data" / "ml-100k"))
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
