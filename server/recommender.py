@@ -149,14 +149,16 @@ class Recommender:
         vectors = await loop.run_in_executor(self._executor, self._encoder.encode_queries, [text])
         return vectors[0]
 
-    def _n_candidates(self, k: int) -> int:
-        pool = self._config.min_candidates if self._index.ranker is not None else 0
+    def _n_candidates(self, k: int, for_ranker: bool) -> int:
+        pool = self._config.min_candidates if for_ranker else 0
         return min(len(self._items), max(k * self._config.overfetch, pool, k))
 
     async def _retrieve(self, vector: npt.NDArray[np.float32], k: int, item_filter: ItemFilter | None,
                         exclude: npt.NDArray[np.int64], restrict: npt.NDArray[np.int64] | None,
-                        deadline: Deadline, space: str = "item") -> Retrieved:
-        query = ShardQuery(self._n_candidates(k), item_filter, exclude, restrict, space=space)
+                        deadline: Deadline, space: str = "item", for_ranker: bool = False) -> Retrieved:
+        """The shards' merged top candidates: the learned ranker's pool when it will run
+        (``for_ranker``), else k x overfetch (room for the filters and MMR)."""
+        query = ShardQuery(self._n_candidates(k, for_ranker), item_filter, exclude, restrict, space=space)
         retrieved = await retrieve(self._shards, vector, query, deadline.remaining())
         if self._shards and len(retrieved.missing_shards) == len(self._shards):
             raise UnavailableError(f"no shard answered in time (shards {list(retrieved.missing_shards)}); "
@@ -253,24 +255,30 @@ class Recommender:
         restrict = self._rows(query.restrict_to, "restrict_to") if query.restrict_to else None
         vector, history, recent_vectors, unheard = await self._user_query(query, deadline)
         drop = self.excluded(query, history)
-        retrieved = await self._retrieve(vector, query.k, item_filter, drop, restrict, deadline)
+        retrieved = await self._retrieve(vector, query.k, item_filter, drop, restrict, deadline,
+                                         for_ranker=self._ranks(history))
         recent = history.items[-self._tower.history_length:]
         scores, note = await self._learned_scores(retrieved, history, vector, deadline)
         request = RerankRequest(query.k, drop, self._allowed(item_filter), query.diversity, ranker_scores=scores)
         return self._finish(self._without_bias(retrieved), request, deadline,
                             self._history_reasons(recent, recent_vectors, query.taste), note, unheard)
 
+    def _ranks(self, history: History) -> bool:
+        """Whether the learned ranker re-orders a request with this history.
+
+        Not without a history (a free-text taste alone, or nothing: the popularity prior): the
+        ranker learnt from users' lists built on their histories, and without one its history
+        features carry nothing. On the demo data its effect on taste-only requests changed sign
+        from one build to the next (README, "Learned re-ranking"); retrieval order is the
+        model's own answer there."""
+        return self._index.ranker is not None and len(history) > 0
+
     async def _learned_scores(self, retrieved: Retrieved, history: History, vector: npt.NDArray[np.float32],
                               deadline: Deadline) -> tuple[npt.NDArray[np.float32] | None, str | None]:
         """The learned ranker's scores of the candidates, or None (no ranker, no history, or no
-        time left).
-
-        A request with no history at all (a free-text taste alone, or nothing: the popularity
-        prior) keeps its retrieval order. The ranker never trained on such a list (its users all
-        have a history, ``train.ranker``), and its history features are all zero there; on the
-        demo data its effect on taste-only requests changed sign from one build to the next."""
+        time left)."""
         ranker = self._index.ranker
-        if ranker is None or len(retrieved.candidates) == 0 or len(history) == 0:
+        if ranker is None or not self._ranks(history) or len(retrieved.candidates) == 0:
             return None, None
         remaining = deadline.remaining()
         if remaining is not None and remaining < self._config.ranker_reserve_seconds:
@@ -286,8 +294,7 @@ class Recommender:
         if text_history.missing_shards or text_candidates.missing_shards:
             return None, "learned re-ranking skipped: a shard did not return text vectors"
         text_history, text_candidates = text_history.vectors, text_candidates.vectors
-        weights = self._tower.weights_for(len(recent)) * history.weights[-len(recent):] if len(recent) else \
-            np.zeros(0, np.float32)
+        weights = self._tower.weights_for(len(recent)) * history.weights[-len(recent):]
         context = UserContext(recent, weights.astype(np.float32), text_history, vector[:-1])
         features = candidate_features(ranker.signals, context, candidates.ids, candidates.scores, candidates.vectors,
                                       text_candidates)

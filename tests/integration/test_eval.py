@@ -173,25 +173,31 @@ def test_requests_without_a_history_keep_retrieval_order_under_a_learned_ranker(
     import numpy as np
 
     from tastebud.server.app import open_recommender
-    from tastebud.server.domain import RecommendQuery
+    from tastebud.server.domain import Deadline, RecommendQuery
+    from tastebud.server.recommender import RecommenderConfig
 
     _, work = report
     with ThreadPoolExecutor(2) as executor:
         core = open_recommender(work / "main", encoder, executor, None)
         assert core.index.ranker is not None, core.index.manifest.retrieval["validation"].get("ranker")
+        # With no time for the ranker, such a request is not degraded either: nothing was skipped.
+        hurried = open_recommender(work / "main", encoder, executor, None,
+                                   RecommenderConfig(ranker_reserve_seconds=60.0))
         queries = [RecommendQuery(user_id="", k=10, taste="I love jazz"),
                    RecommendQuery(user_id="somebody-new", k=10, taste="dark thrillers"),
                    RecommendQuery(user_id="somebody-new", k=10)]
         for query in queries:
+            for server, deadline in ((core, Deadline()), (hurried, Deadline.after(30.0))):
+                result = asyncio.run(server.recommend(query, deadline))
+                raw = retrieval_scores(core, query, result)
+                assert len(result.items) == 10 and not result.degraded, result.notes
+                np.testing.assert_allclose([i.score for i in result.items], raw, atol=1e-4)
+                assert raw == sorted(raw, reverse=True)
+        # A history makes the ranker run, the stored one or one the request brings.
+        brought = tuple(core.items.item_ids[r] for r in core.index.histories.get("4").items.tolist())
+        for query in (RecommendQuery(user_id="4", k=10), RecommendQuery(user_id="somebody-new", k=10, history=brought)):
             result = asyncio.run(core.recommend(query))
-            raw = retrieval_scores(core, query, result)
-            assert len(result.items) == 10 and not result.degraded
-            np.testing.assert_allclose([i.score for i in result.items], raw, atol=1e-4)
-            assert raw == sorted(raw, reverse=True)
-        # A user with a history still gets the ranker's scores, not the raw ones.
-        query = RecommendQuery(user_id="4", k=10)
-        result = asyncio.run(core.recommend(query))
-        assert not np.allclose([i.score for i in result.items], retrieval_scores(core, query, result), atol=1e-4)
+            assert not np.allclose([i.score for i in result.items], retrieval_scores(core, query, result), atol=1e-4)
 
 
 def test_lists_of_new_items_only_get_the_ranker_only_when_it_won_on_pseudo_new_items(report, encoder):
