@@ -49,20 +49,27 @@ K = 10
 def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
     name, _, assignments = text.partition(":")
     fields = {f.name for f in dataclasses.fields(TwoTowerConfig)}
+    text_fields = {name for name, value in dataclasses.asdict(TwoTowerConfig()).items() if isinstance(value, str)}
     values: dict[str, Any] = {}
     for assignment in filter(None, assignments.split(",")):
         key, _, raw = assignment.partition("=")
         if key not in fields:
             raise SystemExit(f"--variant {text!r}: TwoTowerConfig has no field {key!r}")
-        values[key] = raw.lower() == "true" if raw.lower() in ("true", "false") else _number_or_text(raw)
+        values[key] = _value(text, key, raw, text_fields)
     return name, values
 
 
-def _number_or_text(raw: str) -> Any:
+def _value(variant: str, key: str, raw: str, text_fields: set[str]) -> Any:
+    """JSON, or a bare word for a text field (new_item_neighbour_space=text); a typo in a
+    number (new_item_blend=0.7x) is refused here rather than failing inside training."""
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
     try:
         return json.loads(raw)
     except json.JSONDecodeError:
-        return raw  # a bare word: new_item_neighbour_space=text
+        if key in text_fields:
+            return raw
+        raise SystemExit(f"--variant {variant!r}: {key}={raw!r} is not a JSON value")
 
 
 def pseudo_new_draws(prefix: Sequences, draws: int, first: int = 0) -> list[npt.NDArray[np.bool_]]:

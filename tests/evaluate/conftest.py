@@ -18,7 +18,7 @@ import pytest
 from tastebud.ingest import load_movielens
 from tastebud.ingest.model import Catalog, Dataset, LoadReport, sorted_interaction_log
 
-from shared_data import ML100K, SHARED  # noqa: E402
+from shared_data import ML100K, SCORER
 
 Row = tuple[str, str, float]
 
@@ -26,7 +26,7 @@ Row = tuple[str, str, float]
 @pytest.fixture(scope="session")
 def reference() -> ModuleType:
     """shared/eval/score.py as a module (``split``, ``cold_items``, ``score``...)."""
-    path = SHARED / "eval" / "score.py"
+    path = SCORER
     if not path.is_file():
         pytest.skip(f"reference scorer absent: {path}")
     spec = importlib.util.spec_from_file_location("tastebud_reference_score", path)

@@ -15,7 +15,7 @@ from shared_data import ML100K
 
 
 @pytest.mark.movielens
-@pytest.mark.skipif(not (ML100K / "u.data").is_file(), reason="MovieLens 100K folder absent")
+@pytest.mark.skipif(not (ML100K / "u.data").is_file(), reason=f"MovieLens 100K folder absent: {ML100K}")
 def test_real_100k() -> None:
     dataset = load_movielens(ML100K)
     catalog, log = dataset.catalog, dataset.interactions

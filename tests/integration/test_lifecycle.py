@@ -100,7 +100,7 @@ def test_an_expired_deadline_degrades_instead_of_failing(served, server):
 
 
 @pytest.mark.movielens
-@pytest.mark.skipif(not (ML100K / "u.data").exists(), reason="MovieLens 100K not present")
+@pytest.mark.skipif(not (ML100K / "u.data").exists(), reason=f"MovieLens 100K folder absent: {ML100K}")
 def test_build_and_serve_movielens(tmp_path, encoder):
     from tastebud.index.build import BuildOptions, build_index
     from tastebud.ingest import load_movielens

@@ -111,6 +111,7 @@ def test_neighbours_are_found_by_the_item_towers_inputs_or_by_text_alone(genre_w
     """By default a new item's neighbours are its nearest items by text *and* catalog columns;
     ``new_item_neighbour_space="text"`` uses the text alone. Training wires each to
     ``neighbour_blended_vectors`` with that space."""
+    assert TwoTowerConfig().new_item_neighbour_space == "inputs"
     world = genre_world(seed=0)
     noise, features = _noise_text_with_genre_columns(world)
     learned = learned_items(world.seqs)
