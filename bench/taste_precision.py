@@ -2,8 +2,10 @@
 the taste names.
 
 A new user who only says "I love jazz" is served by the sentence embedding of that phrase,
-projected by the user tower's text projection. A change to the model that moves genre out of
-the text (for example, catalog columns on the query side) shows here first. Four phrasings for
+projected by the user tower's text projection, in retrieval order (the learned ranker does not
+re-order requests without a history since f655242; numbers measured before that went through
+it, and moved with it from build to build). A change to the model that moves genre out of the
+text (for example, catalog columns on the query side) shows here first. Four phrasings for
 each of the demo data's genres; every index is asked the same requests, side by side:
 
     python bench/taste_precision.py --data .demo/data --index A/ --index B/

@@ -15,8 +15,8 @@ Columns, for every item row:
 
 Computed from the catalog alone (no interactions), so every model of a build, the pseudo-new
 one included, sees the same inputs for the same item. Chosen on the build's validation split of
-MovieLens 100K train data (one 64-d model, eight draws of pseudo-new items, numbers in the README
-and ``bench/results/new-items-validation.json``).
+MovieLens 100K train data (one 64-d model, eight draws of pseudo-new items, numbers in
+``bench/model.md`` and ``bench/results/new-items-validation.json``).
 """
 
 from __future__ import annotations

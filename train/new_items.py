@@ -21,7 +21,7 @@ to 0.2814 (mean of six draws) for the three-member model and from 0.2441 to 0.28
 64-d model, on all twelve draws; blending the bias too was no better. Finding the neighbours
 in the item tower's inputs (text and catalog columns) rather than the text alone raised it
 again, from 0.2694 to 0.2789 (Recall@10, up on 8 of 16 draws) and from 0.1606 to 0.1687
-(NDCG@10, up on 12 of 16), mean of sixteen draws, one 64-d model. See the README for the
+(NDCG@10, up on 12 of 16), mean of sixteen draws, one 64-d model. See bench/model.md for the
 protocol's cold items.
 """
 
