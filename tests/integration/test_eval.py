@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+from pathlib import Path
 
 import pytest
 
@@ -119,17 +120,12 @@ def test_the_learned_ranker_respects_k_filters_seen_and_falls_back_on_short_dead
     import numpy as np
 
     from tastebud.index.filters import ItemFilter
-    from tastebud.server.app import open_recommender
     from tastebud.server.domain import Deadline, RecommendQuery
-    from tastebud.server.recommender import RecommenderConfig
 
     _, work = report
     with ThreadPoolExecutor(2) as executor:
-        core = open_recommender(work / "main", encoder, executor, None)
-        assert core.index.ranker is not None, core.index.manifest.retrieval["validation"].get("ranker")
-        # A deadline shorter than the ranker's reserve: same index, ranker skipped.
-        hurried = open_recommender(work / "main", encoder, executor, None,
-                                   RecommenderConfig(ranker_reserve_seconds=60.0))
+        # hurried: a deadline shorter than the ranker's reserve; same index, ranker skipped.
+        core, hurried = served_with_ranker(work / "main", encoder, executor)
         comedy = ItemFilter(include=(("genres", frozenset({"Comedy"})),))
         changed = 0
         for user in ("4", "9", "21", "30", "44"):
@@ -152,6 +148,17 @@ def test_the_learned_ranker_respects_k_filters_seen_and_falls_back_on_short_dead
         assert changed >= 1  # the ranker does re-order somebody's list
 
 
+def served_with_ranker(index: Path, encoder, executor):
+    """``index`` served twice: as built (its learned ranker must be there), and with a ranker
+    reserve longer than any test deadline, so the ranker is always skipped for lack of time."""
+    from tastebud.server.app import open_recommender
+    from tastebud.server.recommender import RecommenderConfig
+
+    core = open_recommender(index, encoder, executor, None)
+    assert core.index.ranker is not None, core.index.manifest.retrieval["validation"].get("ranker")
+    return core, open_recommender(index, encoder, executor, None, RecommenderConfig(ranker_reserve_seconds=60.0))
+
+
 def retrieval_scores(core, query, result) -> list[float]:
     """The raw [u, 1] . [p_j, b_j] retrieval score of each item of ``result`` for ``query``."""
     import asyncio
@@ -172,17 +179,12 @@ def test_requests_without_a_history_keep_retrieval_order_under_a_learned_ranker(
 
     import numpy as np
 
-    from tastebud.server.app import open_recommender
     from tastebud.server.domain import Deadline, RecommendQuery
-    from tastebud.server.recommender import RecommenderConfig
 
     _, work = report
     with ThreadPoolExecutor(2) as executor:
-        core = open_recommender(work / "main", encoder, executor, None)
-        assert core.index.ranker is not None, core.index.manifest.retrieval["validation"].get("ranker")
         # With no time for the ranker, such a request is not degraded either: nothing was skipped.
-        hurried = open_recommender(work / "main", encoder, executor, None,
-                                   RecommenderConfig(ranker_reserve_seconds=60.0))
+        core, hurried = served_with_ranker(work / "main", encoder, executor)
         queries = [RecommendQuery(user_id="", k=10, taste="I love jazz"),
                    RecommendQuery(user_id="somebody-new", k=10, taste="dark thrillers"),
                    RecommendQuery(user_id="somebody-new", k=10)]
