@@ -28,7 +28,7 @@ import numpy as np
 
 from tastebud.train.ranker import RankerConfig
 from tastebud.train.sequences import Sequences
-from tastebud.train.two_tower import TwoTowerConfig, _train_member
+from tastebud.train.two_tower import TwoTowerConfig, train_two_tower
 
 # The validation model (80% of each history), its retraining without the pseudo-new items, the
 # published model: the share of the log each trains on.
@@ -53,9 +53,9 @@ def synthetic_sequences(n_items: int, n_examples: int, seed: int = 0) -> Sequenc
 
 def measure(n_items: int, n_examples: int, config: TwoTowerConfig) -> dict[str, float]:
     seqs = synthetic_sequences(n_items, n_examples)
-    inputs = np.random.default_rng(1).standard_normal((n_items, 384 + 40)).astype(np.float32)
+    noise = np.random.default_rng(1).standard_normal((n_items, 384 + 40)).astype(np.float32)
     started = time.perf_counter()
-    _train_member(inputs, seqs, config, False, "cost", 384)
+    train_two_tower(noise[:, :384], seqs, config, item_features=noise[:, 384:])
     seconds = time.perf_counter() - started
     examples = len(seqs.items) - len(seqs)
     steps = -(-examples // config.batch_size)

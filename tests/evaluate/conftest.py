@@ -26,10 +26,9 @@ Row = tuple[str, str, float]
 @pytest.fixture(scope="session")
 def reference() -> ModuleType:
     """shared/eval/score.py as a module (``split``, ``cold_items``, ``score``...)."""
-    path = SCORER
-    if not path.is_file():
-        pytest.skip(f"reference scorer absent: {path}")
-    spec = importlib.util.spec_from_file_location("tastebud_reference_score", path)
+    if not SCORER.is_file():
+        pytest.skip(f"reference scorer absent: {SCORER}")
+    spec = importlib.util.spec_from_file_location("tastebud_reference_score", SCORER)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
